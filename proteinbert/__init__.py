@@ -1,0 +1,1 @@
+"""ProteinBERT in JAX + Haiku."""

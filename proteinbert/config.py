@@ -1,0 +1,70 @@
+"""The default configuration: the published ProteinBERT and its pretraining.
+
+Every experiment config in `experiments/configs/` starts from `get_config()`
+and changes only what differs. The returned ConfigDict is locked, so a
+misspelt key fails instead of being silently added.
+"""
+
+import ml_collections
+
+from proteinbert import tokenization
+
+
+def get_model_config() -> ml_collections.ConfigDict:
+  """The architecture; defaults are the published model (15,981,321 params)."""
+  config = ml_collections.ConfigDict()
+  # Token vocabulary size; the published weights use the original 26 tokens.
+  config.vocab_size = tokenization.VOCAB_SIZE
+  # Number of GO annotations the model reads and predicts (8,943 published).
+  config.num_annotations = 8943
+  # Number of blocks, each a local (per-residue) and a global (per-protein) part.
+  config.num_blocks = 6
+  # Channels C of the local track.
+  config.local_dim = 128
+  # Channels G of the global track; must be divisible by num_heads.
+  config.global_dim = 512
+  # Heads H of the global attention; value size per head is global_dim / H.
+  config.num_heads = 4
+  # Key (and query) size K per attention head.
+  config.key_size = 64
+  # Kernel width of both the narrow and the wide convolution.
+  config.conv_kernel_size = 9
+  # Dilation rate of the wide convolution (the narrow one is undilated).
+  config.wide_conv_dilation = 5
+  # Activation of every dense and conv layer: 'gelu' is the exact (erf) GELU
+  # that Keras uses; 'gelu_tanh' is the tanh approximation; also 'relu'.
+  config.activation = 'gelu'
+  # LayerNorm epsilon: Keras' default, which the published weights assume.
+  config.layer_norm_eps = 1e-3
+  # False reproduces the original: <PAD> positions are ordinary positions for
+  # the convolutions and the global attention. True zeroes the local
+  # representation at <PAD> positions before every convolution and removes
+  # them from the attention softmax, so a protein's outputs do not depend on
+  # how far its batch was padded. The published weights were trained with
+  # False; with True their outputs change slightly near the C-terminus.
+  config.mask_padding = False
+  # Ablation switches; the parameter paths of the layers that remain do not
+  # change when one is turned off.
+  # Narrow (undilated) convolution in every block.
+  config.narrow_conv = True
+  # Wide (dilated) convolution in every block.
+  config.wide_conv = True
+  # Dense layer that broadcasts the global representation to every residue.
+  config.global_to_local = True
+  # Global attention from the global track over the residues.
+  config.global_attention = True
+  # Annotation input; False feeds the global track a zero vector (through the
+  # input dense layer's bias only).
+  config.annotation_input = True
+  # jmp policy: 'params=float32,compute=bfloat16,output=float32' for
+  # accelerators. LayerNorm and softmax always run in float32.
+  config.precision = 'params=float32,compute=float32,output=float32'
+  return config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The full default configuration, locked."""
+  config = ml_collections.ConfigDict()
+  config.model = get_model_config()
+  config.lock()
+  return config

@@ -1,0 +1,1 @@
+"""Pretraining data: GO ontology, UniRef parsing, dataset storage, episodes."""
