@@ -7,6 +7,7 @@ as JSON under `__model_config__`, so a file is self-describing.
 """
 
 import json
+import zipfile
 from typing import Mapping, Optional
 
 import haiku as hk
@@ -93,7 +94,7 @@ def load_params(path: str) -> tuple[hk.Params,
   try:
     with np.load(path, allow_pickle=False) as data:
       flat = {k: data[k] for k in data.files}
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
     raise ValueError(f'{path}: not a readable .npz parameter file: {e}') from e
   config = None
   if _CONFIG_KEY in flat:
