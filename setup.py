@@ -14,11 +14,13 @@ INSTALL_REQUIRES = [
     'ml_collections>=0.1.1,<2',
     'numpy>=1.24,<3',
     'optax>=0.2.4,<0.3',
+    'tensorboardX>=2.6',
 ]
 
 EXTRAS_REQUIRE = {
     'test': [
         'pytest>=7',
+        'scikit-learn>=1.2',
         'scipy>=1.10',
     ],
     # Parity with the original Keras package. The original's own wheel is

@@ -3,7 +3,10 @@
 Each parameter is stored under `module/path//param` (e.g.
 `protein_bert/block_1/local/narrow_conv//w`), so `numpy.load(path)` lists the
 model without any of this code. The model config is stored beside the arrays
-as JSON under `__model_config__`, so a file is self-describing.
+as JSON under `__model_config__`, so a file is self-describing. Entries
+without `//` in their name are not parameters and are ignored when loading;
+training checkpoints (`proteinbert.training.checkpoint`) keep their optimizer
+and loader state there, so they are parameter files too.
 """
 
 import json
@@ -19,7 +22,7 @@ from proteinbert import config as config_lib
 from proteinbert import io_utils
 
 _SEPARATOR = '//'
-_CONFIG_KEY = '__model_config__'
+CONFIG_KEY = '__model_config__'
 
 
 def _flat_items(params):
@@ -77,31 +80,46 @@ def save_params(path: str, params: hk.Params,
   """Writes params (and the model config, if given) to `path` atomically."""
   arrays = flatten(jax.device_get(params))
   if model_config is not None:
-    arrays[_CONFIG_KEY] = np.array(model_config.to_json())
+    arrays[CONFIG_KEY] = np.array(model_config.to_json())
   with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as f:
     np.savez(f, **arrays)
 
 
-def load_params(path: str) -> tuple[hk.Params,
-                                    Optional[ml_collections.ConfigDict]]:
-  """Reads a file written by `save_params`.
-
-  Returns:
-    (params, model config or None if the file carries none). The config is
-    the default model config updated with the stored values, so files written
-    before a key was added still load; unknown stored keys are an error.
-  """
+def read_npz(path: str) -> dict[str, np.ndarray]:
+  """Every entry of an .npz file, with a clear error if it is unreadable."""
   try:
     with np.load(path, allow_pickle=False) as data:
-      flat = {k: data[k] for k in data.files}
+      return {k: data[k] for k in data.files}
   except (OSError, ValueError, zipfile.BadZipFile) as e:
-    raise ValueError(f'{path}: not a readable .npz parameter file: {e}') from e
-  config = None
-  if _CONFIG_KEY in flat:
-    stored = json.loads(str(flat.pop(_CONFIG_KEY)))
-    config = config_lib.get_model_config()
-    unknown = sorted(set(stored) - set(config.keys()))
-    if unknown:
-      raise ValueError(f'{path}: unknown model config keys {unknown}.')
-    config.update(stored)
-  return unflatten(flat), config
+    raise ValueError(f'{path}: not a readable .npz file: {e}') from e
+
+
+def from_arrays(arrays: Mapping[str, np.ndarray], source: str
+                ) -> tuple[hk.Params, Optional[ml_collections.ConfigDict]]:
+  """Params and model config from the entries of a parameter file.
+
+  Returns:
+    (params, model config or None if there is none). The config is the
+    default model config updated with the stored values, so files written
+    before a key was added still load; unknown stored keys are an error.
+  """
+  params = unflatten({k: v for k, v in arrays.items() if _SEPARATOR in k})
+  if CONFIG_KEY not in arrays:
+    return params, None
+  stored = json.loads(str(arrays[CONFIG_KEY]))
+  config = config_lib.get_model_config()
+  unknown = sorted(set(stored) - set(config.keys()))
+  if unknown:
+    raise ValueError(f'{source}: unknown model config keys {unknown}.')
+  config.update(stored)
+  return params, config
+
+
+def load_params(path: str) -> tuple[hk.Params,
+                                    Optional[ml_collections.ConfigDict]]:
+  """Reads a file written by `save_params` (or a training checkpoint).
+
+  Returns:
+    (params, model config or None); see `from_arrays`.
+  """
+  return from_arrays(read_npz(path), path)

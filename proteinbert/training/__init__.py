@@ -1,0 +1,1 @@
+"""Pretraining: losses, optimizer, state, update step, checkpoints, loop."""

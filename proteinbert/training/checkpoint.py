@@ -1,0 +1,148 @@
+"""Training checkpoints: atomic, strict, and readable as plain parameter files.
+
+A checkpoint is one .npz file, `ckpt_<step>.npz`, holding
+  `<module>//<param>`    the model parameters, exactly as `params_io` writes
+                         them, with `__model_config__`; so a checkpoint is
+                         also a parameter file (`proteinbert.load_pretrained`
+                         reads it);
+  `train_state/<path>`   the rest of the TrainState (optimizer state, loss
+                         scale, rng, step), keyed by pytree path;
+  `loader/<name>`        the data loader's state after the last batch trained;
+  `__checkpoint__`       JSON: step, epoch, the full experiment config.
+Restoring checks every key, shape and dtype against a freshly initialised
+state, so a checkpoint of another architecture or optimizer fails loudly.
+"""
+
+import glob
+import json
+import os
+import re
+from typing import Any, Callable, Mapping, NamedTuple, Optional
+
+import jax
+import ml_collections
+import numpy as np
+
+from proteinbert import io_utils
+from proteinbert import params_io
+from proteinbert.training import distributed
+from proteinbert.training import state as state_lib
+
+_STATE_PREFIX = 'train_state/'
+_LOADER_PREFIX = 'loader/'
+_META_KEY = '__checkpoint__'
+_NAME = re.compile(r'ckpt_(\d+)\.npz$')
+
+
+class Checkpoint(NamedTuple):
+  """A restored checkpoint."""
+  state: state_lib.TrainState
+  loader_state: dict
+  metadata: dict
+
+
+def _state_leaves(state: state_lib.TrainState) -> dict[str, Any]:
+  """The non-parameter leaves of a state, keyed by pytree path."""
+  rest = state._replace(params={})
+  leaves, _ = jax.tree_util.tree_flatten_with_path(rest)
+  return {_STATE_PREFIX + jax.tree_util.keystr(path): leaf
+          for path, leaf in leaves}
+
+
+def path_for(directory: str, step: int) -> str:
+  return os.path.join(directory, f'ckpt_{step:010d}.npz')
+
+
+def save(directory: str, state: state_lib.TrainState,
+         loader_state: Mapping[str, np.ndarray],
+         model_config: ml_collections.ConfigDict,
+         metadata: Mapping[str, Any]) -> str:
+  """Writes a checkpoint atomically; returns its path.
+
+  Args:
+    directory: where checkpoints live.
+    state: the TrainState (replicated jax arrays or numpy).
+    loader_state: the loader's state after the last batch `state` trained on.
+    model_config: the model config (stored as in parameter files).
+    metadata: JSON-serialisable extras (step, epoch, config, ...).
+  """
+  state = distributed.to_host(state)
+  step = int(state.step)
+  arrays = params_io.flatten(state.params)
+  arrays[params_io.CONFIG_KEY] = np.array(model_config.to_json())
+  arrays.update(_state_leaves(state))
+  arrays.update({_LOADER_PREFIX + k: np.asarray(v)
+                 for k, v in loader_state.items()})
+  arrays[_META_KEY] = np.array(json.dumps(dict(metadata, step=step)))
+  path = path_for(directory, step)
+  with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as f:
+    np.savez(f, **arrays)
+  return path
+
+
+def list_steps(directory: str) -> list[int]:
+  """Steps of the complete checkpoints in `directory`, ascending."""
+  steps = []
+  for path in glob.glob(os.path.join(directory, 'ckpt_*.npz')):
+    match = _NAME.search(os.path.basename(path))
+    if match:
+      steps.append(int(match.group(1)))
+  return sorted(steps)
+
+
+def latest(directory: str) -> Optional[str]:
+  steps = list_steps(directory)
+  return path_for(directory, steps[-1]) if steps else None
+
+
+def restore(path: str, template: state_lib.TrainState) -> Checkpoint:
+  """Reads a checkpoint into the structure of `template`.
+
+  Args:
+    path: a file written by `save`.
+    template: a state of the same model and optimizer (e.g. `init_state`);
+      only its structure, shapes and dtypes are used.
+
+  Returns:
+    The Checkpoint, with numpy leaves.
+
+  Raises:
+    ValueError: unreadable file, or any missing, unexpected, mis-shaped or
+      mis-typed entry (all listed).
+  """
+  stored = params_io.read_npz(path)
+  if _META_KEY not in stored:
+    raise ValueError(f'{path}: not a training checkpoint (no {_META_KEY}).')
+  metadata = json.loads(str(stored.pop(_META_KEY)))
+  loader_state = {k[len(_LOADER_PREFIX):]: v for k, v in stored.items()
+                  if k.startswith(_LOADER_PREFIX)}
+  params, _ = params_io.from_arrays(stored, path)
+  params_io.check_structure(params, template.params, path)
+
+  expected = _state_leaves(template)
+  got = {k: v for k, v in stored.items() if k.startswith(_STATE_PREFIX)}
+  problems = [f'missing {k}' for k in sorted(expected.keys() - got.keys())]
+  problems += [f'unexpected {k}' for k in sorted(got.keys() - expected.keys())]
+  for key in sorted(expected.keys() & got.keys()):
+    want = expected[key]
+    if got[key].shape != np.shape(want) or got[key].dtype != want.dtype:
+      problems.append(f'{key} is {got[key].dtype}{list(got[key].shape)}, '
+                      f'expected {want.dtype}{list(np.shape(want))}')
+  if problems:
+    raise ValueError(f'{path} does not match this model/optimizer: '
+                     + '; '.join(problems) + '.')
+
+  rest = template._replace(params={})
+  paths, treedef = jax.tree_util.tree_flatten_with_path(rest)
+  leaves = [got[_STATE_PREFIX + jax.tree_util.keystr(p)] for p, _ in paths]
+  state = jax.tree_util.tree_unflatten(treedef, leaves)._replace(
+      params=params)
+  return Checkpoint(state, loader_state, metadata)
+
+
+def prune(directory: str, keep: Callable[[int], bool]) -> None:
+  """Deletes every checkpoint but the latest and those with keep(step)."""
+  steps = list_steps(directory)
+  for step in steps[:-1]:
+    if not keep(step):
+      os.remove(path_for(directory, step))
