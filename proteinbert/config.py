@@ -105,10 +105,73 @@ def get_data_config() -> ml_collections.ConfigDict:
   return config
 
 
+def get_train_config() -> ml_collections.ConfigDict:
+  """Optimisation; defaults are the original's pretraining settings."""
+  config = ml_collections.ConfigDict()
+  # Updates to run in total (resumes included); -1 runs until interrupted, as
+  # the original does.
+  config.num_steps = -1
+  # LAMB learning rate (the original's 2e-4).
+  config.learning_rate = 2e-4
+  # LAMB decoupled weight decay (the original uses none).
+  config.weight_decay = 0.0
+  # Clip gradients to this global norm before LAMB; 0 disables (original).
+  config.grad_clip_norm = 0.0
+  # Weight of the annotation loss relative to the token loss.
+  config.annotation_loss_weight = 1.0
+  # Initial dynamic loss scale, used only under float16 compute.
+  config.initial_loss_scale = 2.0**15
+  # Seeds the parameter initialisation and the per-step PRNG keys.
+  config.seed = 0
+  # Keras' ReduceLROnPlateau on each epoch's mean training loss.
+  config.plateau = ml_collections.ConfigDict()
+  # False keeps the learning rate constant.
+  config.plateau.enabled = True
+  # Multiply the learning rate by this on a plateau.
+  config.plateau.factor = 0.8
+  # Epochs without improvement before a reduction.
+  config.plateau.patience_epochs = 20
+  # Improvement smaller than this (absolute, in loss units) does not count.
+  config.plateau.min_delta = 1e-4
+  # Floor of the learning rate.
+  config.plateau.min_learning_rate = 5e-5
+  # Write metrics every this many steps.
+  config.log_every_steps = 100
+  return config
+
+
+def get_checkpoint_config() -> ml_collections.ConfigDict:
+  """When checkpoints are written and which are kept."""
+  config = ml_collections.ConfigDict()
+  # Save after every this many epochs (the original's 10).
+  config.every_epochs = 10
+  # Keep every this-many-th save for good; the others are deleted once a newer
+  # one exists (the original's 25).
+  config.keep_every = 25
+  return config
+
+
+def get_eval_config() -> ml_collections.ConfigDict:
+  """Held-out metrics during pretraining."""
+  config = ml_collections.ConfigDict()
+  # Evaluate after every this many epochs; 0 disables.
+  config.every_epochs = 10
+  # Held-out proteins: the dataset's test-set proteins (whose annotations
+  # training never sees), up to this many.
+  config.num_proteins = 512
+  # Sequence length and batch size of the held-out batches.
+  config.seq_len = 512
+  config.batch_size = 32
+  return config
+
+
 def get_config() -> ml_collections.ConfigDict:
   """The full default configuration, locked."""
   config = ml_collections.ConfigDict()
   config.model = get_model_config()
   config.data = get_data_config()
+  config.train = get_train_config()
+  config.checkpoint = get_checkpoint_config()
+  config.eval = get_eval_config()
   config.lock()
   return config

@@ -96,14 +96,6 @@ def test_batch_fields_weights_and_test_set_hiding():
   np.testing.assert_array_equal(batch.annotation_weights, [1, 1, 0, 0])
 
 
-def test_read_proteins_handles_any_order_and_repeats():
-  proteins = _chunk([b'A', b'CC', b'DDD'], [[0], [1], [2]], [False] * 3)
-  dataset = in_memory.InMemoryDataset(proteins, NUM_ANNOTATIONS)
-  read = batch_lib.read_proteins(dataset, np.array([2, 0, 2]))
-  assert read.seqs == [b'DDD', b'A', b'DDD']
-  np.testing.assert_array_equal(read.annotation_indices, [2, 0, 2])
-
-
 def test_heldout_batches_are_fixed_and_padded():
   rng = np.random.default_rng(3)
   seqs = [_random_seq(rng, n) for n in rng.integers(5, 60, size=11)]
@@ -126,3 +118,20 @@ def test_heldout_batches_are_fixed_and_padded():
   np.testing.assert_array_equal(last.tokens[1], tokenization.PAD)
   np.testing.assert_array_equal(last.token_weights[1], 0)
   assert last.annotation_weights[1] == 0 and last.annotation_weights[0] == 1
+
+
+def test_heldout_batches_can_reveal_test_annotations_as_targets_only():
+  rng = np.random.default_rng(4)
+  seqs = [_random_seq(rng, 20) for _ in range(4)]
+  annotations = [[0, 3], [5], [], [7]]
+  dataset = in_memory.InMemoryDataset(
+      _chunk(seqs, annotations, [True, True, False, False]), NUM_ANNOTATIONS)
+  config = config_lib.get_data_config()
+  hidden, = batch_lib.heldout_batches(dataset, np.arange(4), 24, 4, config, 0)
+  revealed, = batch_lib.heldout_batches(dataset, np.arange(4), 24, 4, config,
+                                        0, reveal_test_annotations=True)
+  np.testing.assert_array_equal(hidden.annotation_weights, [0, 0, 0, 1])
+  np.testing.assert_array_equal(revealed.annotation_weights, [1, 1, 0, 1])
+  assert revealed.annotation_targets[0, 3] == 1
+  np.testing.assert_array_equal(revealed.annotations, 0)
+  assert config.annotation_hide_prob == 0.5  # The caller's config is intact.

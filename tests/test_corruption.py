@@ -8,7 +8,8 @@ from proteinbert.data import corruption
 
 def _within(observed, expected, n, sigmas=5):
   """Whether a Bernoulli rate over n trials is within `sigmas` of expected."""
-  return abs(observed - expected) <= sigmas * np.sqrt(expected * (1 - expected) / n)
+  sigma = np.sqrt(expected * (1 - expected) / n)
+  return abs(observed - expected) <= sigmas * sigma
 
 
 def test_token_noise_rate_and_uniform_replacements():

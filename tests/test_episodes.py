@@ -146,3 +146,10 @@ def test_rng_state_round_trip():
 def test_rng_state_rejects_other_bit_generators():
   with pytest.raises(ValueError):
     rng_state.to_array(np.random.Generator(np.random.MT19937(0)))
+
+
+def test_pop_fails_instead_of_looping_on_an_unreachable_episode():
+  queues = episodes.EpisodeQueues(np.full(10, 100), SEQ_LENS, 0, 10, 3, 1e4,
+                                  np.random.default_rng(0))
+  with pytest.raises(RuntimeError, match='episode 2'):
+    queues.pop(2, 1)

@@ -9,6 +9,7 @@ corrupted (`corruption.py`). `heldout_batches` uses the same recipe with a
 fixed seed for evaluation.
 """
 
+import copy
 from typing import Iterator, NamedTuple, Protocol
 
 import ml_collections
@@ -20,24 +21,19 @@ from proteinbert.data import corruption
 
 
 class ProteinDataset(Protocol):
-  """What the loaders need from a dataset (`proteinbert/data/dataset.py`).
+  """What the loaders use of a dataset (`dataset.ProteinDataset` has it all).
 
   Attributes:
     num_proteins: N.
     num_annotations: A, the size of the annotation vocabulary.
     seq_lengths: int [N] residues per protein (no `<START>`/`<END>`).
-    is_test: bool [N] test-set proteins.
   """
   num_proteins: int
   num_annotations: int
   seq_lengths: np.ndarray
-  is_test: np.ndarray
-
-  def read(self, start: int, stop: int) -> chunk_lib.ProteinChunk:
-    ...
 
   def read_indices(self, indices) -> chunk_lib.ProteinChunk:
-    ...
+    """The proteins at `indices` (int [M], any order, repeats allowed)."""
 
 
 class Batch(NamedTuple):
@@ -61,17 +57,6 @@ class Batch(NamedTuple):
   annotations: np.ndarray
   annotation_targets: np.ndarray
   annotation_weights: np.ndarray
-
-
-def read_proteins(dataset: ProteinDataset,
-                  indices: np.ndarray) -> chunk_lib.ProteinChunk:
-  """The proteins at `indices` (int [M], any order, repeats allowed).
-
-  Storage backends such as HDF5 want sorted, unique indices, so this reads
-  those and reorders in memory.
-  """
-  unique, inverse = np.unique(np.asarray(indices), return_inverse=True)
-  return dataset.read_indices(unique).take(inverse)
 
 
 def random_crop_offsets(token_lengths: np.ndarray, seq_len: int,
@@ -143,7 +128,8 @@ def _pad_rows(batch: Batch, batch_size: int) -> Batch:
 
 def heldout_batches(dataset: ProteinDataset, indices: np.ndarray, seq_len: int,
                     batch_size: int, config: ml_collections.ConfigDict,
-                    seed: int) -> Iterator[Batch]:
+                    seed: int,
+                    reveal_test_annotations: bool = False) -> Iterator[Batch]:
   """Fixed evaluation batches of the pretraining task.
 
   The same proteins, crops and corruption come out on every call with the same
@@ -158,14 +144,23 @@ def heldout_batches(dataset: ProteinDataset, indices: np.ndarray, seq_len: int,
     batch_size: B.
     config: the data config, for the corruption probabilities.
     seed: seeds the crops and the corruption.
+    reveal_test_annotations: evaluate annotation prediction on test-set
+      proteins: their true annotations become targets (training never sees
+      them) and every protein's input annotations are hidden, so the model
+      predicts them from the sequence alone.
 
   Yields:
     ceil(M / B) batches of B rows.
   """
   rng = np.random.default_rng(seed)
   indices = np.asarray(indices)
+  if reveal_test_annotations:
+    config = copy.deepcopy(config)
+    config.annotation_hide_prob = 1.0
   for begin in range(0, len(indices), batch_size):
-    proteins = read_proteins(dataset, indices[begin:begin + batch_size])
+    proteins = dataset.read_indices(indices[begin:begin + batch_size])
+    if reveal_test_annotations:
+      proteins = proteins._replace(is_test=np.zeros(len(proteins), bool))
     yield _pad_rows(
         make_batch(proteins, seq_len, dataset.num_annotations, config, rng),
         batch_size)

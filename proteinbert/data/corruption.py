@@ -23,11 +23,13 @@ def corrupt_tokens(targets: np.ndarray, noise_prob: float,
                    rng: np.random.Generator) -> np.ndarray:
   """Replaces each token by a uniformly random token with `noise_prob`.
 
+  As in the original, a replacement equals the original token 1 time in 26.
+
   Args:
     targets: int32 [B, L] original tokens.
     noise_prob: replacement probability per position.
-    corrupt_padding: whether `<PAD>` positions are replaced too. The original
-      does so; the replacement may then equal the original token, as there.
+    corrupt_padding: whether `<PAD>` positions may be replaced too, as the
+      original does.
     rng: draws B * L uniforms, then one token per replaced position.
 
   Returns:
@@ -57,20 +59,20 @@ def corrupt_annotations(targets: np.ndarray, removal_prob: float,
   Returns:
     bool [B, A] input annotations.
   """
-  inputs = np.zeros_like(targets)
-  rows, cols = np.nonzero(targets)
-  kept = rng.random(rows.size) >= removal_prob
-  inputs[rows[kept], cols[kept]] = True
+  # Flat cell indices: 1-D nonzero is an order of magnitude faster than 2-D.
+  flat_targets = np.ascontiguousarray(targets).reshape(-1)
+  flat_inputs = np.zeros_like(flat_targets)
+  true_cells = np.flatnonzero(flat_targets)
+  flat_inputs[true_cells[rng.random(true_cells.size) >= removal_prob]] = True
 
   # Independent Bernoulli(p) draws over M cells are the same distribution as a
   # Binomial(M, p) count of cells chosen uniformly without replacement, which
   # costs O(count) instead of O(M).
-  flat_targets = targets.reshape(-1)
   num_added = rng.binomial(flat_targets.size, addition_prob)
   added = rng.choice(flat_targets.size, size=num_added, replace=False)
-  added = added[~flat_targets[added]]
-  inputs.reshape(-1)[added] = True
+  flat_inputs[added[~flat_targets[added]]] = True
 
+  inputs = flat_inputs.reshape(targets.shape)
   inputs[rng.random(len(targets)) < hide_prob] = False
   return inputs
 

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from proteinbert import tokenization
 from proteinbert.data import rng_state
 
 
@@ -94,14 +95,15 @@ class EpisodeQueues:
   hands them out without copying.
   """
 
-  def __init__(self, token_lengths: np.ndarray, seq_lens: Sequence[int],
+  def __init__(self, seq_lengths: np.ndarray, seq_lens: Sequence[int],
                start: int, stop: int, chunk_size: int, gamma: float,
                rng: np.random.Generator):
     """Starts with empty queues at the beginning of the stream.
 
     Args:
-      token_lengths: int [num_proteins] tokenized length of every protein of
-        the dataset, indexed by dataset index.
+      seq_lengths: int [num_proteins] residues of every protein of the
+        dataset, indexed by dataset index; assignment uses the tokenized
+        length, with `<START>` and `<END>`.
       seq_lens: the E episodes' sequence lengths.
       start: first dataset index of the stream.
       stop: one past the last dataset index of the stream.
@@ -109,15 +111,16 @@ class EpisodeQueues:
       gamma: see `assignment_probabilities`.
       rng: draws the assignments; owned by this object from now on.
     """
-    if not 0 <= start < stop <= len(token_lengths):
+    if not 0 <= start < stop <= len(seq_lengths):
       raise ValueError(f'Empty or out-of-range stream [{start}, {stop}) over '
-                       f'{len(token_lengths)} proteins.')
+                       f'{len(seq_lengths)} proteins.')
     if chunk_size < 1:
       raise ValueError(f'chunk_size must be positive, got {chunk_size}.')
-    self._token_lengths = token_lengths
+    self._seq_lengths = seq_lengths
     self._seq_lens = np.asarray(seq_lens)
     self._start, self._stop = start, stop
     self._chunk_size = chunk_size
+    self._chunks_per_pass = -(-(stop - start) // chunk_size)
     self._gamma = gamma
     self._rng = rng
     self._position = start
@@ -135,8 +138,10 @@ class EpisodeQueues:
     self._position += self._chunk_size
     if self._position >= self._stop:
       self._position = self._start
-    assigned = assign_episodes(self._token_lengths[chunk], self._seq_lens,
-                               self._gamma, self._rng)
+    token_lengths = (self._seq_lengths[chunk].astype(np.int64) +
+                     tokenization.ADDED_TOKENS_PER_SEQ)
+    assigned = assign_episodes(token_lengths, self._seq_lens, self._gamma,
+                               self._rng)
     self._queues = [
         _frozen(np.concatenate([queue, chunk[assigned == episode]]))
         for episode, queue in enumerate(self._queues)
@@ -152,8 +157,20 @@ class EpisodeQueues:
     Returns:
       int64 [count] dataset indices, oldest first (read-only).
     """
+    loads_without_growth = 0
     while len(self._queues[episode]) < count:
+      before = len(self._queues[episode])
       self.load_chunk()
+      if len(self._queues[episode]) > before:
+        loads_without_growth = 0
+      else:
+        loads_without_growth += 1
+      # Better an error than an endless loop when, say, a huge gamma leaves
+      # no protein of this stream a chance of joining the episode.
+      if loads_without_growth > self._chunks_per_pass:
+        raise RuntimeError(
+            f'A whole pass over proteins [{self._start}, {self._stop}) added '
+            f'none to episode {episode} (seq_len {self._seq_lens[episode]}).')
     queue = self._queues[episode]
     self._queues[episode] = queue[count:]
     return queue[:count]
@@ -213,7 +230,7 @@ class EpisodeSelector:
     self._selected_at = clock()
 
   def select(self, queue_sizes: np.ndarray) -> int:
-    """Picks the episode with the most queued proteins and restarts the count."""
+    """Picks the episode with the most queued proteins; restarts the count."""
     self.episode = int(np.argmax(queue_sizes))
     self._epochs_in_episode = 0
     self._selected_at = self._clock()

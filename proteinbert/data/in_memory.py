@@ -6,7 +6,7 @@ from proteinbert.data import chunk as chunk_lib
 
 
 class InMemoryDataset:
-  """Serves a `ProteinChunk` through the dataset interface the loaders use.
+  """Serves a `ProteinChunk` as `dataset.ProteinDataset` serves a file.
 
   Attributes:
     num_proteins: N.
@@ -16,7 +16,7 @@ class InMemoryDataset:
   """
 
   def __init__(self, proteins: chunk_lib.ProteinChunk, num_annotations: int):
-    """Wraps `proteins`, whose annotation indices lie in [0, num_annotations)."""
+    """Serves `proteins`, annotated from a vocabulary of `num_annotations`."""
     self._proteins = proteins
     self.num_proteins = len(proteins)
     self.num_annotations = num_annotations

@@ -3,13 +3,15 @@
 It follows the original's `EpochGenerator` (see `episodes.py` and `batch.py`):
 proteins stream into per-episode queues; each epoch takes the next
 `batches_per_epoch * batch_size` proteins of the current episode's queue,
-shuffles them (as Keras' `fit` did) and cuts them into batches.
+shuffles them (as Keras' `fit` did) and cuts them into batches. Queues hold
+dataset indices only; an epoch's proteins are read when it starts.
 
 Determinism and resume. All randomness comes from numpy Generators seeded from
 `config.seed`; under `episode_switch='steps'` the batches are a pure function
 of the seed, the dataset and the process index. `state()` captures everything
 needed to continue: a loader built with `state=` yields exactly the batches the
-original loader would have yielded next.
+saved loader would have yielded next (under 'wall_clock', the episode timer
+resumes from the saved elapsed seconds).
 
 Multi-host. Episode batch sizes are global; each of `process_count` processes
 streams its own contiguous shard and yields `batch_size / process_count`
@@ -26,11 +28,10 @@ from typing import Callable, Iterator, Mapping, Optional
 import ml_collections
 import numpy as np
 
-from proteinbert import tokenization
 from proteinbert.data import batch as batch_lib
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import episodes as episodes_lib
-from proteinbert.data import prefetch
+from proteinbert.data import prefetch as prefetch_lib
 from proteinbert.data import rng_state
 
 # Bump when the meaning of a state key changes.
@@ -74,6 +75,9 @@ class PretrainingLoader:
     self._config = config
     self._process_index = process_index
     self._process_count = process_count
+    if not 0 <= process_index < process_count:
+      raise ValueError(f'process_index {process_index} is outside '
+                       f'[0, {process_count}).')
     self._episodes = [episodes_lib.Episode(*e) for e in config.episodes]
     for episode in self._episodes:
       if episode.batch_size % process_count:
@@ -84,14 +88,13 @@ class PretrainingLoader:
       raise ValueError("episode_switch='wall_clock' would let processes pick "
                        "different episodes; use 'steps'.")
 
-    token_lengths = (np.asarray(dataset.seq_lengths, np.int64) +
-                     tokenization.ADDED_TOKENS_PER_SEQ)
     seq_lens = [e.seq_len for e in self._episodes]
 
     def queues(start, stop, *seed_stream):
       return episodes_lib.EpisodeQueues(
-          token_lengths, seq_lens, start, stop, config.load_chunk_size,
-          config.length_gamma, np.random.default_rng([config.seed, *seed_stream]))
+          dataset.seq_lengths, seq_lens, start, stop, config.load_chunk_size,
+          config.length_gamma,
+          np.random.default_rng([config.seed, *seed_stream]))
 
     self._schedule = queues(0, dataset.num_proteins, _SCHEDULE_STREAM)
     if process_count == 1:
@@ -106,6 +109,7 @@ class PretrainingLoader:
     self._rng = np.random.default_rng(
         [config.seed, _BATCH_STREAM, process_index])
     self._epoch_indices = np.zeros(0, np.int64)
+    self._epoch_proteins = None
     self._batch_in_epoch = config.batches_per_epoch
     self._num_epochs = 0
     self._num_batches = 0
@@ -119,7 +123,10 @@ class PretrainingLoader:
 
   @property
   def episode(self) -> episodes_lib.Episode:
-    """The current episode, with this process's share of the batch size."""
+    """The last batch's episode (before any: the first one), per process.
+
+    The batch size is this process's share.
+    """
     seq_len, batch_size = self._episodes[self._selector.episode]
     return episodes_lib.Episode(seq_len, batch_size // self._process_count)
 
@@ -133,12 +140,14 @@ class PretrainingLoader:
       self._selector.select(self._schedule.sizes)
     self._selector.count_epoch()
     episode = self._selector.episode
-    global_size = self._config.batches_per_epoch * self._episodes[episode].batch_size
+    global_size = (self._config.batches_per_epoch *
+                   self._episodes[episode].batch_size)
     if self._shard is not self._schedule:
       self._schedule.pop(episode, global_size)
     proteins = self._shard.pop(episode, global_size // self._process_count)
     self._epoch_indices = self._rng.permutation(proteins)
     self._epoch_indices.flags.writeable = False
+    self._epoch_proteins = None
     self._batch_in_epoch = 0
     self._num_epochs += 1
 
@@ -146,10 +155,13 @@ class PretrainingLoader:
     """The next batch: [B / process_count, L] of the current episode."""
     if self._batch_in_epoch >= self._config.batches_per_epoch:
       self._start_epoch()
+    if self._epoch_proteins is None:
+      # One read per epoch: its proteins are close together in the dataset,
+      # so this is a few contiguous reads instead of one per protein.
+      self._epoch_proteins = self._dataset.read_indices(self._epoch_indices)
     seq_len, batch_size = self.episode
     begin = self._batch_in_epoch * batch_size
-    proteins = batch_lib.read_proteins(
-        self._dataset, self._epoch_indices[begin:begin + batch_size])
+    proteins = self._epoch_proteins.take(np.arange(begin, begin + batch_size))
     batch = batch_lib.make_batch(proteins, seq_len,
                                  self._dataset.num_annotations, self._config,
                                  self._rng)
@@ -161,7 +173,7 @@ class PretrainingLoader:
     while True:
       yield self.next_batch()
 
-  def prefetch(self, depth: Optional[int] = None) -> prefetch.Prefetcher:
+  def prefetch(self, depth: Optional[int] = None) -> prefetch_lib.Prefetcher:
     """Builds batches in a background thread.
 
     Args:
@@ -172,8 +184,9 @@ class PretrainingLoader:
       state right after `batch`: checkpoint the state of the last batch
       trained on. Close it (or use it in a `with` block) when done.
     """
-    return prefetch.Prefetcher(lambda: (self.next_batch(), self.state()),
-                               depth or self._config.prefetch_depth)
+    if depth is None:
+      depth = self._config.prefetch_depth
+    return prefetch_lib.Prefetcher(lambda: (self.next_batch(), self.state()), depth)
 
   def _fingerprint(self) -> dict[str, np.ndarray]:
     """What a state must agree with to be restored into this loader."""
@@ -193,7 +206,8 @@ class PretrainingLoader:
 
     Returns:
       A flat dict from str to numpy arrays of integer or float dtype (no
-      objects), so `np.savez` / `np.load(allow_pickle=False)` round-trip it.
+      objects): `np.savez` / `np.load(allow_pickle=False)` round-trip it, and
+      so does JSON of `{key: value.tolist()}`.
       Keys: the fingerprint ('format', 'num_proteins', 'process_index',
       'process_count', 'seed', 'episodes' [E, 2], 'batches_per_epoch',
       'load_chunk_size'); 'num_batches', 'num_epochs', 'batch_in_epoch';
@@ -232,6 +246,7 @@ class PretrainingLoader:
     self._batch_in_epoch = int(state['batch_in_epoch'])
     self._epoch_indices = np.array(state['epoch_indices'], np.int64)
     self._epoch_indices.flags.writeable = False
+    self._epoch_proteins = None
     self._rng = rng_state.from_array(state['rng'])
     for prefix, part in self._parts().items():
       part.restore({k[len(prefix) + 1:]: v for k, v in state.items()

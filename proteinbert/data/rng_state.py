@@ -18,7 +18,8 @@ def to_array(rng: np.random.Generator) -> np.ndarray:
   """
   state = rng.bit_generator.state
   if state['bit_generator'] != 'PCG64':
-    raise ValueError(f"Expected a PCG64 generator, got {state['bit_generator']}.")
+    raise ValueError(
+        f"Expected a PCG64 generator, got {state['bit_generator']}.")
   words = []
   for value in (state['state']['state'], state['state']['inc']):
     words += [value // _WORD, value % _WORD]

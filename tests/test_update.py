@@ -1,0 +1,102 @@
+"""Optimizer, update step, loss scaling."""
+
+import jax
+import jax.numpy as jnp
+import jmp
+import ml_collections
+import numpy as np
+import pytest
+
+from proteinbert import config as config_lib
+from proteinbert import tokenization
+from proteinbert.data import batch as batch_lib
+from proteinbert.training import optimizer as optimizer_lib
+from proteinbert.training import state as state_lib
+from proteinbert.training import update as update_lib
+from tests import helpers
+
+
+def _train_config(**overrides) -> ml_collections.ConfigDict:
+  config = config_lib.get_train_config()
+  config.update(overrides)
+  return config
+
+
+def _batch(num_annotations=10, seed=0):
+  rng = np.random.default_rng(seed)
+  seqs = [''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), 20))
+          for _ in range(4)]
+  targets = tokenization.tokenize(seqs, 24)
+  annotation_targets = (rng.random((4, num_annotations)) < 0.3).astype(
+      np.float32)
+  return batch_lib.Batch(
+      tokens=targets, targets=targets,
+      token_weights=(targets != tokenization.PAD).astype(np.float32),
+      corrupted=np.zeros(targets.shape, bool),
+      annotations=np.zeros_like(annotation_targets),
+      annotation_targets=annotation_targets,
+      annotation_weights=np.ones(4, np.float32))
+
+
+def test_plateau_reduces_learning_rate_to_the_floor():
+  config = _train_config()
+  config.plateau.update(dict(patience_epochs=2, factor=0.5,
+                             min_learning_rate=5e-5))
+  optimizer = optimizer_lib.make_optimizer(config, batches_per_epoch=3)
+  params = {'w': jnp.ones(3)}
+  opt_state = optimizer.init(params)
+  rates = []
+  for _ in range(10):  # Epochs with a constant loss: no improvement.
+    for _ in range(3):
+      _, opt_state = optimizer.update({'w': jnp.ones(3)}, opt_state, params,
+                                      value=jnp.asarray(1.0))
+    rates.append(optimizer_lib.learning_rate(opt_state, config))
+  # Epoch 1 sets the best value; every 2 epochs without improvement halve it.
+  np.testing.assert_allclose(
+      rates, [2e-4, 2e-4, 1e-4, 1e-4, 5e-5, 5e-5, 5e-5, 5e-5, 5e-5, 5e-5])
+
+
+def _run(model_config, train_config, batch, steps):
+  optimizer = optimizer_lib.make_optimizer(train_config, batches_per_epoch=5)
+  state = state_lib.init_state(model_config, train_config, optimizer, seed=0)
+  update = jax.jit(update_lib.make_update_fn(model_config, train_config,
+                                             optimizer))
+  history = []
+  for _ in range(steps):
+    state, metrics = update(state, batch)
+    history.append(jax.device_get(metrics))
+  return state, history
+
+
+def test_loss_falls_on_a_fixed_batch():
+  _, history = _run(helpers.tiny_model_config(),
+                    _train_config(learning_rate=1e-2), _batch(), 30)
+  assert history[-1]['loss'] < 0.6 * history[0]['loss']
+  assert all(h['grads_finite'] == 1.0 for h in history)
+
+
+def test_float16_uses_dynamic_loss_scaling():
+  model_config = helpers.tiny_model_config(
+      precision='params=float32,compute=float16,output=float32')
+  state, history = _run(model_config, _train_config(), _batch(), 3)
+  assert isinstance(state.loss_scale, jmp.DynamicLossScale)
+  assert np.isfinite(history[-1]['loss'])
+  assert int(state.step) == 3
+
+
+def test_non_finite_gradients_skip_the_step_and_shrink_the_scale():
+  model_config = helpers.tiny_model_config(
+      precision='params=float32,compute=float16,output=float32')
+  train_config = _train_config()
+  optimizer = optimizer_lib.make_optimizer(train_config, batches_per_epoch=5)
+  state = state_lib.init_state(model_config, train_config, optimizer, seed=0)
+  bad = _batch()._replace(annotations=np.full((4, 10), np.inf, np.float32))
+  update = jax.jit(update_lib.make_update_fn(model_config, train_config,
+                                             optimizer))
+  new_state, metrics = update(state, bad)
+  assert float(metrics['grads_finite']) == 0.0
+  assert float(new_state.loss_scale.loss_scale) == pytest.approx(
+      float(state.loss_scale.loss_scale) / 2)
+  for old, new in zip(jax.tree_util.tree_leaves(state.params),
+                      jax.tree_util.tree_leaves(new_state.params)):
+    np.testing.assert_array_equal(old, new)
