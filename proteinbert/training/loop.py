@@ -177,15 +177,27 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
   total = config.train.num_steps
   stop = total if max_steps is None else min(
       total if total >= 0 else np.inf, step + max_steps)
-  history, throughput = [], _Throughput()
+  history, throughput, compile_seconds = [], _Throughput(), {}
   last_loader_state = loader_state
   try:
     with loader.prefetch() as batches:
       while stop < 0 or step < stop:
         batch, last_loader_state = next(batches)
-        state, metrics = update(state, distributed.shard_batch(batch, mesh))
+        seq_len = batch.tokens.shape[1]
+        if seq_len not in compile_seconds:
+          # The first step of an episode length compiles; keep that time
+          # out of the throughput figures.
+          started = time.perf_counter()
+          state, metrics = update(state, distributed.shard_batch(batch, mesh))
+          jax.block_until_ready(metrics)
+          compile_seconds[seq_len] = time.perf_counter() - started
+          logging.info('Compiled the step for seq_len %d in %.1f s.', seq_len,
+                       compile_seconds[seq_len])
+          throughput.reset()
+        else:
+          state, metrics = update(state, distributed.shard_batch(batch, mesh))
+          throughput.add(batch)
         history.append(metrics)
-        throughput.add(batch)
         step += 1
         epoch_end = step % batches_per_epoch == 0
         checkpoint_due = epoch_end and (
@@ -200,8 +212,9 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
                 f'good checkpoint is {checkpoint.latest(ckpt_dir)}.')
           record['learning_rate'] = optimizer_lib.learning_rate(
               distributed.to_host(state.opt_state), config.train)
-          record.update(throughput.report(batch.tokens.shape[1],
-                                          process_count))
+          record.update(throughput.report(seq_len, process_count))
+          record.update({f'compile_seconds/{k}': v
+                         for k, v in compile_seconds.items()})
           if writer:
             writer.write(step, record)
           logging.info('step %d: loss %.4f token_loss %.4f (%.1f samples/s)',

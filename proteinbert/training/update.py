@@ -53,7 +53,7 @@ def make_update_fn(model_config: ml_collections.ConfigDict,
     params, opt_state = jmp.select_tree(
         grads_finite, (params, opt_state), (state.params, state.opt_state))
     metrics = dict(metrics)
-    metrics['grad_norm'] = optax.global_norm(grads)
+    metrics['grad_norm'] = optax.tree.norm(grads)
     metrics['loss_scale'] = jnp.asarray(state.loss_scale.loss_scale,
                                         jnp.float32)
     metrics['grads_finite'] = grads_finite.astype(jnp.float32)

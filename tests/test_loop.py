@@ -1,0 +1,140 @@
+"""The pretraining loop end to end: outputs, exact resume, NaN stop, devices."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from proteinbert import params_io
+from proteinbert.training import checkpoint
+from proteinbert.training import loop
+from tests import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def dataset_path(tmp_path_factory):
+  return helpers.write_tiny_dataset(
+      str(tmp_path_factory.mktemp('data') / 'tiny.h5'))
+
+
+def _records(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def _final_params(workdir):
+  params, _ = params_io.load_params(
+      checkpoint.latest(os.path.join(workdir, 'checkpoints')))
+  return params_io.flatten(params)
+
+
+def _subprocess(code, env=None):
+  return subprocess.Popen(
+      [sys.executable, '-c', code], cwd=ROOT,
+      env=dict(os.environ, **(env or {})))
+
+
+def _pretrain_code(dataset_path, workdir, num_steps):
+  return (
+      'from tests import helpers\n'
+      'from proteinbert.training import loop\n'
+      f'config = helpers.tiny_pretrain_config({dataset_path!r})\n'
+      f'config.train.num_steps = {num_steps}\n'
+      f'loop.pretrain(config, {str(workdir)!r})\n')
+
+
+def test_writes_config_metrics_events_and_checkpoints(dataset_path, tmp_path):
+  config = helpers.tiny_pretrain_config(dataset_path)
+  loop.pretrain(config, str(tmp_path))
+  assert json.load(open(tmp_path / 'config.json'))['train']['num_steps'] == 24
+  records = _records(tmp_path)
+  train_records = [r for r in records if 'token_loss' in r]
+  assert [r['step'] for r in train_records] == list(range(3, 25, 3))
+  for key in ('loss', 'token_accuracy', 'corrupted_token_accuracy',
+              'annotation_loss', 'learning_rate', 'samples_per_s',
+              'tokens_per_s'):
+    assert all(key in r for r in train_records), key
+  heldout = [r for r in records if 'heldout/annotation_auc' in r]
+  assert [r['step'] for r in heldout] == [12, 24]
+  assert os.listdir(tmp_path / 'tensorboard')
+  # Saves after epochs 2, 4, ..., 8 (steps 6, ..., 24); keep_every=2 keeps
+  # the 2nd and 4th saves besides the latest.
+  assert checkpoint.list_steps(str(tmp_path / 'checkpoints')) == [12, 24]
+
+
+def test_refuses_to_overwrite_without_resume(dataset_path, tmp_path):
+  config = helpers.tiny_pretrain_config(dataset_path)
+  config.train.num_steps = 6
+  loop.pretrain(config, str(tmp_path))
+  with pytest.raises(ValueError, match='already has checkpoints'):
+    loop.pretrain(config, str(tmp_path), resume=False)
+
+
+def test_killed_and_resumed_run_ends_bitwise_equal(dataset_path, tmp_path):
+  num_steps = 45
+  reference = tmp_path / 'reference'
+  config = helpers.tiny_pretrain_config(dataset_path)
+  config.train.num_steps = num_steps
+  loop.pretrain(config, str(reference))
+
+  killed = tmp_path / 'killed'
+  process = _subprocess(_pretrain_code(dataset_path, killed, num_steps))
+  ckpt_dir = str(killed / 'checkpoints')
+  deadline = time.time() + 300
+  while not checkpoint.list_steps(ckpt_dir) and time.time() < deadline:
+    time.sleep(0.02)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  steps = checkpoint.list_steps(ckpt_dir)
+  assert steps and steps[-1] < num_steps, 'the run was not interrupted'
+
+  loop.pretrain(config, str(killed))
+  want, got = _final_params(reference), _final_params(killed)
+  assert want.keys() == got.keys()
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset_path,
+                                                           tmp_path):
+  config = helpers.tiny_pretrain_config(dataset_path)
+  config.train.num_steps = 6
+  loop.pretrain(config, str(tmp_path))
+  config.train.num_steps = 24
+  config.train.learning_rate = 1e30
+  with pytest.raises(FloatingPointError, match='ckpt_0000000006'):
+    loop.pretrain(config, str(tmp_path))
+  ckpt_dir = str(tmp_path / 'checkpoints')
+  assert checkpoint.list_steps(ckpt_dir) == [6]
+  for value in _final_params(tmp_path).values():
+    assert np.all(np.isfinite(value))
+
+
+def test_four_devices_give_the_losses_of_one(dataset_path, tmp_path):
+  runs = {}
+  for devices in (1, 4):
+    workdir = tmp_path / f'devices{devices}'
+    env = {'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+    process = _subprocess(_pretrain_code(dataset_path, workdir, 6), env)
+    assert process.wait() == 0
+    runs[devices] = [r['loss'] for r in _records(workdir) if 'loss' in r]
+  assert len(runs[1]) == 2
+  np.testing.assert_allclose(runs[4], runs[1], rtol=2e-5)
+
+
+def test_bad_dataset_paths(tmp_path):
+  config = helpers.tiny_pretrain_config(str(tmp_path / 'missing.h5'))
+  with pytest.raises((ValueError, FileNotFoundError), match='missing.h5'):
+    loop.pretrain(config, str(tmp_path / 'w1'))
+  not_hdf5 = tmp_path / 'text.h5'
+  not_hdf5.write_text('hello')
+  config = helpers.tiny_pretrain_config(str(not_hdf5))
+  with pytest.raises(ValueError, match='text.h5'):
+    loop.pretrain(config, str(tmp_path / 'w2'))
