@@ -167,3 +167,24 @@ def load_pretrained(
 ) -> PretrainedModel:
   """Loads a model from the official pickle or one of our parameter files."""
   return PretrainedModel(*load_params_any(path, config))
+
+
+def export(path: str, output: str, output_format: str,
+           config: Optional[ml_collections.ConfigDict] = None) -> None:
+  """Converts between parameter formats.
+
+  Args:
+    path: an official pickle, one of our .npz files or a training checkpoint.
+    output: destination, written atomically.
+    output_format: 'keras' (the official pickle, loadable by the original
+      package) or 'npz' (our flat parameter file).
+    config: see `load_params_any`.
+  """
+  params, config = load_params_any(path, config)
+  if output_format == 'keras':
+    keras_weights.save_keras_pickle(output, params, config)
+  elif output_format == 'npz':
+    params_io.save_params(output, params, config)
+  else:
+    raise ValueError(f"Unknown format {output_format!r}; expected 'keras' or "
+                     "'npz'.")

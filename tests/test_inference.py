@@ -78,3 +78,17 @@ def test_config_mismatch_is_a_clear_error(tiny):
   other = helpers.tiny_model_config(local_dim=8)
   with pytest.raises(ValueError, match='does not match the model'):
     proteinbert.PretrainedModel(params, other)
+
+
+def test_export_converts_between_formats(tiny, tmp_path):
+  config, params, npz, pkl = tiny
+  proteinbert.inference.export(npz, str(tmp_path / 'out.pkl'), 'keras')
+  proteinbert.inference.export(str(tmp_path / 'out.pkl'),
+                               str(tmp_path / 'back.npz'), 'npz')
+  back, back_config = params_io.load_params(str(tmp_path / 'back.npz'))
+  assert back_config.local_dim == config.local_dim
+  for key, value in params_io.flatten(params).items():
+    np.testing.assert_array_equal(params_io.flatten(back)[key], value)
+  with pytest.raises(ValueError, match='Unknown format'):
+    proteinbert.inference.export(npz, str(tmp_path / 'x'), 'onnx')
+  assert not (tmp_path / 'x').exists()
