@@ -138,3 +138,19 @@ def test_bad_dataset_paths(tmp_path):
   config = helpers.tiny_pretrain_config(str(not_hdf5))
   with pytest.raises(ValueError, match='text.h5'):
     loop.pretrain(config, str(tmp_path / 'w2'))
+
+
+def test_two_processes_train_together(dataset_path, tmp_path):
+  """Two CPU processes on localhost: one job, process 0 writes."""
+  workdir = tmp_path / 'multihost'
+  code = (
+      'import sys\n'
+      'from proteinbert.training import distributed\n'
+      "distributed.initialize('localhost:' + sys.argv[1], 2, "
+      'int(sys.argv[2]))\n' + _pretrain_code(dataset_path, workdir, 6))
+  port = str(20000 + os.getpid() % 10000)
+  processes = [subprocess.Popen([sys.executable, '-c', code, port, str(i)],
+                                cwd=ROOT) for i in range(2)]
+  assert [p.wait(timeout=600) for p in processes] == [0, 0]
+  assert [r['step'] for r in _records(workdir) if 'loss' in r] == [3, 6]
+  assert checkpoint.list_steps(str(workdir / 'checkpoints')) == [6]

@@ -32,6 +32,9 @@ def initialize(coordinator_address: Optional[str], num_processes: int,
   """
   if not coordinator_address and num_processes in (-1, 1):
     return
+  # CPU-only jobs (tests, debugging) need a cross-process collectives
+  # backend; accelerators use their own and ignore this.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(
       coordinator_address=coordinator_address or None,
       num_processes=None if num_processes < 0 else num_processes,
