@@ -135,3 +135,9 @@ def test_heldout_batches_can_reveal_test_annotations_as_targets_only():
   assert revealed.annotation_targets[0, 3] == 1
   np.testing.assert_array_equal(revealed.annotations, 0)
   assert config.annotation_hide_prob == 0.5  # The caller's config is intact.
+
+
+def test_protein_chunk_replace_with_many_proteins():
+  chunk = _chunk([b'A'] * 7, [[]] * 7, [True] * 7)
+  replaced = chunk.replace(is_test=np.zeros(7, bool))
+  assert len(replaced) == 7 and not replaced.is_test.any()

@@ -160,7 +160,7 @@ def heldout_batches(dataset: ProteinDataset, indices: np.ndarray, seq_len: int,
   for begin in range(0, len(indices), batch_size):
     proteins = dataset.read_indices(indices[begin:begin + batch_size])
     if reveal_test_annotations:
-      proteins = proteins._replace(is_test=np.zeros(len(proteins), bool))
+      proteins = proteins.replace(is_test=np.zeros(len(proteins), bool))
     yield _pad_rows(
         make_batch(proteins, seq_len, dataset.num_annotations, config, rng),
         batch_size)

@@ -1,11 +1,12 @@
 """The unit of data exchanged between dataset storage and the loaders."""
 
-from typing import NamedTuple
+import dataclasses
 
 import numpy as np
 
 
-class ProteinChunk(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class ProteinChunk:
   """A run of N proteins with their annotations in CSR form.
 
   Attributes:
@@ -23,6 +24,10 @@ class ProteinChunk(NamedTuple):
 
   def __len__(self) -> int:
     return len(self.seqs)
+
+  def replace(self, **changes) -> 'ProteinChunk':
+    """A copy with the given fields replaced."""
+    return dataclasses.replace(self, **changes)
 
   def dense_annotations(self, num_annotations: int) -> np.ndarray:
     """bool [N, num_annotations] annotation masks."""
