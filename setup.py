@@ -26,6 +26,12 @@ EXTRAS_REQUIRE = {
     # Parity with the original Keras package. The original's own wheel is
     # fetched separately with `pip download --no-deps protein-bert==1.0.1`
     # (it installs a top-level `proteinbert` package that would shadow ours).
+    # Plots (ablation runner, notebook) and running the notebook.
+    'notebook': [
+        'ipykernel',
+        'matplotlib>=3.7',
+        'nbclient',
+    ],
     'parity': [
         'tensorflow-cpu>=2.15',
         'tf-keras>=2.15',

@@ -61,8 +61,8 @@ class PretrainedModel:
     params_io.check_structure(params, expected)
     self.params = jax.tree_util.tree_map(jnp.asarray, params)
 
-  @functools.partial(jax.jit, static_argnums=(0, 3))
-  def _predict_batch(self, params, tokens, with_hidden, annotations):
+  @functools.partial(jax.jit, static_argnums=(0, 4))
+  def _predict_batch(self, params, tokens, annotations, with_hidden):
     output = self._transformed.apply(params, tokens, annotations)
     token_probs = jax.nn.softmax(
         output.token_logits.astype(jnp.float32), axis=-1)
@@ -119,8 +119,8 @@ class PretrainedModel:
       batch_tokens = np.pad(tokens[chunk], ((0, pad), (0, 0)),
                             constant_values=tokenization.PAD)
       batch_annotations = np.pad(annotations[chunk], ((0, pad), (0, 0)))
-      out = self._predict_batch(self.params, batch_tokens, with_hidden,
-                                batch_annotations)
+      out = self._predict_batch(self.params, batch_tokens, batch_annotations,
+                                with_hidden)
       parts.append(jax.tree_util.tree_map(
           lambda x, n=batch_size - pad: np.asarray(x[:n]), out))
     if not parts:

@@ -24,6 +24,8 @@ def atomic_path(path: str):
   fd, tmp = tempfile.mkstemp(
       dir=directory, prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
   os.close(fd)
+  # mkstemp creates 0600 files; results should be readable like any other.
+  os.chmod(tmp, 0o644)
   try:
     yield tmp
     os.replace(tmp, path)

@@ -1,7 +1,11 @@
-"""Ranking metrics in numpy (no scikit-learn at run time).
+"""Evaluation metrics in numpy (no scikit-learn or scipy at run time).
 
-Both agree with scikit-learn's `roc_auc_score` and
-`average_precision_score` (tests compare them on fixtures).
+Each agrees with its scikit-learn or scipy counterpart (tests compare them on
+fixtures): `roc_auc` with `roc_auc_score`, `average_precision` with
+`average_precision_score`, `accuracy` with `accuracy_score`,
+`confusion_matrix` with `confusion_matrix`, `spearman` with
+`scipy.stats.spearmanr`, `multilabel_roc_auc` with `roc_auc_score(...,
+average='micro'/'macro')`.
 """
 
 import numpy as np
@@ -13,6 +17,25 @@ def _check(labels, scores):
   if labels.shape != scores.shape:
     raise ValueError(f'labels {labels.shape} and scores {scores.shape} differ.')
   return labels, scores
+
+
+def rankdata(values) -> np.ndarray:
+  """1-based ranks, ties given their average rank (scipy's 'average').
+
+  Args:
+    values: [N] numbers.
+
+  Returns:
+    float64 [N] ranks.
+  """
+  values = np.asarray(values, dtype=np.float64).reshape(-1)
+  order = np.argsort(values, kind='mergesort')
+  boundaries = np.flatnonzero(np.diff(values[order])) + 1
+  starts = np.concatenate([[0], boundaries])
+  ends = np.concatenate([boundaries, [values.size]])
+  ranks = np.empty(values.size, dtype=np.float64)
+  ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+  return ranks
 
 
 def roc_auc(labels, scores) -> float:
@@ -30,15 +53,8 @@ def roc_auc(labels, scores) -> float:
   num_neg = labels.size - num_pos
   if num_pos == 0 or num_neg == 0:
     return float('nan')
-  order = np.argsort(scores, kind='mergesort')
-  sorted_scores = scores[order]
-  ranks = np.empty(labels.size, dtype=np.float64)
-  # Average ranks over runs of tied scores (Mann-Whitney U).
-  boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-  starts = np.concatenate([[0], boundaries])
-  ends = np.concatenate([boundaries, [labels.size]])
-  ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-  u = ranks[labels].sum() - num_pos * (num_pos + 1) / 2.0
+  # Tied scores share their average rank (Mann-Whitney U).
+  u = rankdata(scores)[labels].sum() - num_pos * (num_pos + 1) / 2.0
   return float(u / (num_pos * num_neg))
 
 
@@ -61,3 +77,88 @@ def average_precision(labels, scores) -> float:
   recall = true_pos / num_pos
   recall_steps = np.diff(np.concatenate([[0.0], recall]))
   return float(np.sum(recall_steps * precision))
+
+
+def multilabel_roc_auc(labels, scores) -> tuple[float, float]:
+  """Micro- and macro-averaged ROC AUC over the columns of a multi-label task.
+
+  Args:
+    labels: [N, K] 0/1 truths.
+    scores: [N, K] scores.
+
+  Returns:
+    (micro AUC over all N * K entries, macro mean of the per-column AUCs).
+    Columns without both classes are left out of the macro mean (scikit-learn
+    raises instead); NaN when no column has both.
+  """
+  labels = np.asarray(labels)
+  scores = np.asarray(scores)
+  if labels.ndim != 2 or labels.shape != scores.shape:
+    raise ValueError(f'labels {labels.shape} and scores {scores.shape} must '
+                     'be the same [N, K] shape.')
+  per_column = [roc_auc(labels[:, k], scores[:, k])
+                for k in range(labels.shape[1])]
+  finite = [auc for auc in per_column if not np.isnan(auc)]
+  macro = float(np.mean(finite)) if finite else float('nan')
+  return roc_auc(labels, scores), macro
+
+
+def spearman(truths, predictions) -> float:
+  """Spearman's rank correlation (ties averaged); NaN if either is constant.
+
+  Args:
+    truths: [N] numbers.
+    predictions: [N] numbers.
+
+  Returns:
+    The correlation as a float.
+  """
+  a = rankdata(truths)
+  b = rankdata(predictions)
+  if a.shape != b.shape:
+    raise ValueError(f'truths {a.shape} and predictions {b.shape} differ.')
+  a -= a.mean()
+  b -= b.mean()
+  denominator = np.sqrt(np.sum(a * a) * np.sum(b * b))
+  if denominator == 0:
+    return float('nan')
+  return float(np.sum(a * b) / denominator)
+
+
+def accuracy(truths, predictions) -> float:
+  """Fraction of predicted classes equal to the true ones; NaN when empty.
+
+  Args:
+    truths: [N] int classes.
+    predictions: [N] int predicted classes.
+  """
+  truths = np.asarray(truths).reshape(-1)
+  predictions = np.asarray(predictions).reshape(-1)
+  if truths.shape != predictions.shape:
+    raise ValueError(f'truths {truths.shape} and predictions '
+                     f'{predictions.shape} differ.')
+  return float(np.mean(truths == predictions)) if truths.size else float('nan')
+
+
+def confusion_matrix(truths, predictions, num_classes: int) -> np.ndarray:
+  """Counts of (true class, predicted class) pairs, as scikit-learn's.
+
+  Args:
+    truths: [N] int classes in [0, num_classes).
+    predictions: [N] int predicted classes in [0, num_classes).
+    num_classes: K.
+
+  Returns:
+    int64 [K, K]; row i, column j counts truths i predicted as j.
+  """
+  truths = np.asarray(truths, dtype=np.int64).reshape(-1)
+  predictions = np.asarray(predictions, dtype=np.int64).reshape(-1)
+  if truths.shape != predictions.shape:
+    raise ValueError(f'truths {truths.shape} and predictions '
+                     f'{predictions.shape} differ.')
+  for name, values in (('truths', truths), ('predictions', predictions)):
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+      raise ValueError(f'{name} must lie in [0, {num_classes}).')
+  return np.bincount(truths * num_classes + predictions,
+                     minlength=num_classes * num_classes).reshape(
+                         num_classes, num_classes)

@@ -1,0 +1,84 @@
+r"""Embeds the proteins of a FASTA file (the counterpart of esm-extract).
+
+  python -m experiments.embed --fasta=proteins.fasta.gz \
+      --checkpoint=epoch_92400_sample_23500000.pkl --output=embeddings.h5 \
+      --per_residue --mean_pooled --global_layers=-1 --local_layers=-1
+
+Writes per-protein global embeddings (and, on request, per-residue ones and
+their mean over residues) keyed by FASTA ID; the layout is in
+`proteinbert/embeddings.py`. Re-running skips the IDs already written.
+"""
+
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from proteinbert import embeddings
+
+_FASTA = flags.DEFINE_string('fasta', None, 'Input FASTA (plain or gzip).',
+                             required=True)
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', None, 'Official pickle, our .npz or a pretraining '
+    'checkpoint.', required=True)
+_OUTPUT = flags.DEFINE_string('output', None, 'Output HDF5 file (created or '
+                              'resumed).', required=True)
+_GLOBAL_LAYERS = flags.DEFINE_list(
+    'global_layers', [], 'Indices into the global hidden layers (0: the '
+    'annotation input, then two per block; -1: the last); empty: the '
+    'original\'s concatenation of all of them.')
+_LOCAL_LAYERS = flags.DEFINE_list(
+    'local_layers', [], 'Indices into the per-residue hidden layers (two per '
+    'block); empty: the original\'s concatenation of all of them.')
+_PER_RESIDUE = flags.DEFINE_bool('per_residue', False,
+                                 'Also write per-residue embeddings.')
+_MEAN_POOLED = flags.DEFINE_bool(
+    'mean_pooled', False, 'Also write the per-residue embeddings\' mean over '
+    'residues.')
+_MASK_PADDING = flags.DEFINE_bool(
+    'mask_padding', None, 'Mask <PAD> positions so embeddings do not depend on '
+    'the padded length; unset keeps the checkpoint\'s setting (off for the '
+    'official weights, as in the original).')
+_NORMALIZE_CASE = flags.DEFINE_bool(
+    'normalize_case', True, 'Read lower-case letters as residues (the '
+    'original tokenizer reads them as <OTHER>).')
+_MAX_TOKENS = flags.DEFINE_integer('max_tokens', 16384,
+                                   'Tokens per model call (memory).')
+
+
+def _progress_bar():
+  start = time.perf_counter()
+
+  def show(done, total):
+    width = 30
+    filled = width * done // max(total, 1)
+    rate = done / max(time.perf_counter() - start, 1e-9)
+    sys.stderr.write(f'\r[{"#" * filled}{"." * (width - filled)}] '
+                     f'{done}/{total} proteins, {rate:.1f}/s')
+    if done == total:
+      sys.stderr.write('\n')
+    sys.stderr.flush()
+
+  return show
+
+
+def main(argv):
+  del argv
+  options = embeddings.EmbeddingOptions(
+      global_layers=tuple(map(int, _GLOBAL_LAYERS.value)) or None,
+      local_layers=tuple(map(int, _LOCAL_LAYERS.value)) or None,
+      per_residue=_PER_RESIDUE.value, mean_pooled=_MEAN_POOLED.value,
+      normalize_case=_NORMALIZE_CASE.value)
+  model = embeddings.load_model(_CHECKPOINT.value, _MASK_PADDING.value)
+  logging.info('Model: %s; options: %s', model.config, options)
+  summary = embeddings.embed_fasta(_FASTA.value, model, _OUTPUT.value,
+                                   options, _MAX_TOKENS.value, _progress_bar())
+  logging.info('Wrote %d proteins, skipped %d already written and %d empty '
+               'records.', len(summary.written),
+               len(summary.skipped_existing), len(summary.empty))
+
+
+if __name__ == '__main__':
+  app.run(main)

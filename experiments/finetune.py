@@ -1,0 +1,41 @@
+r"""Fine-tunes ProteinBERT on one task, saves the model and evaluates it.
+
+  python -m experiments.finetune \
+      --config=experiments/configs/finetune.py:signalP_binary,scratch \
+      --workdir=/tmp/finetune_signalp
+
+  # From the official weights (or one of our checkpoints):
+  python -m experiments.finetune \
+      --config=experiments/configs/finetune.py:scop \
+      --config.init_checkpoint=epoch_92400_sample_23500000.pkl --workdir=...
+
+The work directory receives model.npz (reload it with
+`proteinbert.finetuning.load_finetuned`), history.jsonl, eval_<split>.md/.csv
+and summary.json.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from proteinbert.finetuning import experiment
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', 'experiments/configs/finetune.py', 'Fine-tuning config.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Output directory: model, history, evaluation tables.',
+    required=True)
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  logging.info('Config:\n%s', config)
+  summary = experiment.run(config, _WORKDIR.value)
+  logging.info('Summary: %s', summary)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,342 @@
+"""Protein embeddings from a pretrained model, for notebooks and for files.
+
+Axis letters: B batch, L length, n residues, D embedding channels.
+
+What is embedded (`EmbeddingOptions`):
+  global      per protein: the original's concatenation of every global
+              layer (`model.concatenated_hidden`: 15,599 channels at the
+              published size), or the chosen entries of
+              `ModelOutput.global_hidden` concatenated.
+  local       per residue (optional): the original's concatenation of the
+              per-residue layers (1,562 channels), or the chosen entries of
+              `ModelOutput.local_hidden`; rows are residues only (<START>,
+              <END> and padding dropped).
+  local_mean  the mean of `local` over the residues (optional).
+
+Proteins run in length buckets (64, 128, 256, ... tokens, the batch size
+keeping about `max_tokens` tokens per call), so short proteins are not padded
+to the longest and no protein is cropped. A protein's bucket depends on its
+own length only, so its embedding never depends on the proteins it is batched
+with; with `model.mask_padding=True` it does not depend on the bucket length
+either. The published weights were trained with mask_padding=False (the
+original's behaviour, and the default for them), under which the padding
+length shifts embeddings slightly (as in the original when seq_len changes).
+
+File layout of `embed_fasta` (HDF5):
+  /                        attrs: settings (JSON: options, model config,
+                           parameter fingerprint), complete (bool)
+  /proteins/<key>          one group per FASTA record; <key> is the ID with
+                           '%' and '/' percent-escaped (`dataset_key`);
+                           attrs: id, length, sha1 (of the sequence), done
+  /proteins/<key>/global      float32 [D_global]
+  /proteins/<key>/local       float32 [n, D_local]   (per_residue)
+  /proteins/<key>/local_mean  float32 [D_local]      (mean_pooled)
+"""
+
+import functools
+import hashlib
+import json
+import os
+from typing import Callable, Iterator, NamedTuple, Optional, Sequence
+
+from absl import logging
+import haiku as hk
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from proteinbert import fasta as fasta_lib
+from proteinbert import inference
+from proteinbert import model as model_lib
+from proteinbert import tokenization
+from proteinbert.finetuning import batching
+
+_FORMAT = 'proteinbert-embeddings-1'
+
+
+class EmbeddingOptions(NamedTuple):
+  """What to embed.
+
+  Attributes:
+    global_layers: indices into `ModelOutput.global_hidden` (0 is the
+      annotation input layer, then two per block; negative counts from the
+      end), or None for the original's full concatenation.
+    local_layers: indices into `ModelOutput.local_hidden` (two per block), or
+      None for the original's full concatenation.
+    per_residue: also return per-residue embeddings.
+    mean_pooled: also return the per-residue embeddings' mean over residues.
+    normalize_case: read lower-case letters as residues (FASTA soft-masking)
+      rather than as <OTHER> (the original tokenizer's behaviour).
+  """
+  global_layers: Optional[tuple] = None
+  local_layers: Optional[tuple] = None
+  per_residue: bool = False
+  mean_pooled: bool = False
+  normalize_case: bool = True
+
+
+class ProteinEmbedding(NamedTuple):
+  """One protein's embeddings (float32 numpy; None when not requested)."""
+  global_: np.ndarray
+  local: Optional[np.ndarray]
+  local_mean: Optional[np.ndarray]
+
+
+def check_options(options: EmbeddingOptions, num_blocks: int) -> None:
+  """Raises ValueError for layer indices the model does not have."""
+  for what, chosen, count in (('global', options.global_layers,
+                               2 * num_blocks + 1),
+                              ('local', options.local_layers, 2 * num_blocks)):
+    if chosen is not None and (not chosen or any(
+        not -count <= i < count for i in chosen)):
+      raise ValueError(f'{what}_layers {list(chosen)}: need indices in '
+                       f'[{-count}, {count}) ({count} {what} layers).')
+
+
+def representations(output: model_lib.ModelOutput,
+                    options: EmbeddingOptions
+                    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(global [B, D_global], local [B, L, D_local]) float32, as chosen."""
+  if options.global_layers is None or options.local_layers is None:
+    full_local, full_global = model_lib.concatenated_hidden(output)
+  join = lambda xs: jnp.concatenate([x.astype(jnp.float32) for x in xs], -1)
+  global_ = (full_global if options.global_layers is None else join(
+      [output.global_hidden[i] for i in options.global_layers]))
+  local = (full_local if options.local_layers is None else join(
+      [output.local_hidden[i] for i in options.local_layers]))
+  return global_, local
+
+
+class Embedder:
+  """Embeds sequences with one model and one set of options."""
+
+  def __init__(self, model: inference.PretrainedModel,
+               options: EmbeddingOptions = EmbeddingOptions()):
+    check_options(options, model.config.num_blocks)
+    self.model = model
+    self.options = options
+    self._transformed = hk.without_apply_rng(
+        hk.transform(model_lib.forward_fn(model.config)))
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def _embed_batch(self, params, tokens, lengths):
+    annotations = jnp.zeros(
+        (tokens.shape[0], self.model.config.num_annotations), jnp.float32)
+    output = self._transformed.apply(params, tokens, annotations)
+    global_, local = representations(output, self.options)
+    positions = jnp.arange(tokens.shape[1])
+    # Residue i is token i + 1: <START>, <END> and <PAD> are left out.
+    residues = ((positions[None] >= 1)
+                & (positions[None] <= lengths[:, None])).astype(jnp.float32)
+    local_mean = (jnp.einsum('bld,bl->bd', local, residues)
+                  / jnp.maximum(residues.sum(-1, keepdims=True), 1.0))
+    # Per-residue rows are large (1,562 floats each at the published size):
+    # they leave the device only when asked for.
+    return (global_, local if self.options.per_residue else None,
+            local_mean if self.options.mean_pooled else None)
+
+  def __call__(self, seqs: Sequence[str], max_tokens: int = 16384,
+               start_seq_len: int = 64
+               ) -> Iterator[tuple[int, ProteinEmbedding]]:
+    """Embeds every sequence, yielding (index into seqs, embedding).
+
+    Args:
+      seqs: [N] amino-acid sequences (non-empty).
+      max_tokens: about how many tokens go into one call (batch size times
+        bucket length, at least one protein per call).
+      start_seq_len: length of the shortest bucket.
+
+    Yields:
+      (index, ProteinEmbedding), grouped by length bucket.
+    """
+    empty = [i for i, s in enumerate(seqs) if not s]
+    if empty:
+      raise ValueError(f'Sequences {empty[:10]} are empty.')
+    options = self.options
+    buckets = batching.length_buckets(seqs, start_seq_len,
+                                      max(max_tokens // start_seq_len, 1))
+    for bucket in buckets:
+      for part in batching.batch_slices(len(bucket.indices),
+                                        bucket.batch_size):
+        indices = bucket.indices[part]
+        batch = [seqs[i] for i in indices]
+        tokens = tokenization.tokenize(batch, bucket.seq_len,
+                                       normalize_case=options.normalize_case)
+        lengths = tokenization.tokenized_lengths(batch) - (
+            tokenization.ADDED_TOKENS_PER_SEQ)
+        out = jax.device_get(self._embed_batch(
+            self.model.params,
+            batching.pad_rows(tokens, bucket.batch_size, tokenization.PAD),
+            batching.pad_rows(lengths.astype(np.int32), bucket.batch_size)))
+        global_, local, local_mean = out
+        for row, (i, n) in enumerate(zip(indices, lengths)):
+          yield i, ProteinEmbedding(
+              global_[row],
+              None if local is None else local[row, 1:n + 1],
+              None if local_mean is None else local_mean[row])
+
+
+def embed_sequences(model: inference.PretrainedModel, seqs: Sequence[str],
+                    options: EmbeddingOptions = EmbeddingOptions(),
+                    max_tokens: int = 16384) -> list[ProteinEmbedding]:
+  """Embeddings of `seqs`, in their order (the notebook entry point)."""
+  result = [None] * len(seqs)
+  for index, embedding in Embedder(model, options)(seqs, max_tokens):
+    result[index] = embedding
+  return result
+
+
+def load_model(checkpoint: str, mask_padding: Optional[bool] = None
+               ) -> inference.PretrainedModel:
+  """The pretrained model in `checkpoint` (official pickle or our .npz).
+
+  Args:
+    checkpoint: the file.
+    mask_padding: None keeps the file's setting (False for the official
+      pickle, the original's behaviour); True makes embeddings independent
+      of the padded length.
+  """
+  params, config = inference.load_params_any(checkpoint)
+  if mask_padding is not None:
+    config.mask_padding = mask_padding
+  return inference.PretrainedModel(params, config)
+
+
+def dataset_key(protein_id: str) -> str:
+  """The HDF5 group name of a FASTA ID ('/' is HDF5's path separator)."""
+  return protein_id.replace('%', '%25').replace('/', '%2F')
+
+
+def _fingerprint(params: hk.Params) -> str:
+  digest = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(jax.device_get(params)):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def _settings(model: inference.PretrainedModel,
+              options: EmbeddingOptions) -> str:
+  return json.dumps(dict(format=_FORMAT, options=options._asdict(),
+                         model_config=json.loads(model.config.to_json()),
+                         params=_fingerprint(model.params)), sort_keys=True)
+
+
+def _sha1(seq: str) -> str:
+  return hashlib.sha1(seq.encode()).hexdigest()
+
+
+class EmbedSummary(NamedTuple):
+  """What `embed_fasta` did (IDs of records in each case)."""
+  written: list
+  skipped_existing: list
+  empty: list
+  odd_letters: dict
+
+
+def _checked_records(fasta_path: str):
+  """Non-empty records, empty IDs and odd letters; raises on duplicate IDs."""
+  records = fasta_lib.read_fasta(fasta_path)
+  seen, duplicates = set(), []
+  for record in records:
+    if record.id in seen:
+      duplicates.append(record.id)
+    seen.add(record.id)
+  if duplicates:
+    raise ValueError(f'{fasta_path}: repeated IDs {duplicates[:10]}; '
+                     'embeddings are keyed by ID.')
+  empty = [r.id for r in records if not r.seq]
+  odd = {r.id: ''.join(sorted(fasta_lib.odd_letters(r.seq)))
+         for r in records if fasta_lib.odd_letters(r.seq)}
+  return [r for r in records if r.seq], empty, odd
+
+
+def _pending(out: h5py.File, records, source: str):
+  """Records not yet written; drops half-written groups of a crashed run."""
+  proteins = out.require_group('proteins')
+  pending, existing = [], []
+  for record in records:
+    group = proteins.get(dataset_key(record.id))
+    if group is not None and group.attrs.get('done', False):
+      if group.attrs['sha1'] != _sha1(record.seq):
+        raise ValueError(f'{source}: ID {record.id!r} was embedded for a '
+                         'different sequence; use a new output file.')
+      existing.append(record.id)
+      continue
+    if group is not None:
+      del proteins[dataset_key(record.id)]
+    pending.append(record)
+  return pending, existing
+
+
+def embed_fasta(fasta_path: str, model: inference.PretrainedModel,
+                output_path: str,
+                options: EmbeddingOptions = EmbeddingOptions(),
+                max_tokens: int = 16384,
+                progress: Optional[Callable[[int, int], None]] = None
+                ) -> EmbedSummary:
+  """Embeds every record of a FASTA file into an HDF5 file (see above).
+
+  Re-running on an existing output skips the IDs already written (and
+  finishes an interrupted run); the file's `complete` attribute is True once
+  every record of the FASTA is in. The FASTA file is read and checked, and
+  the settings compared with an existing output's, before anything is
+  written. The output is written in place, protein by protein, rather than
+  renamed into place at the end, so an interrupted run is resumed instead of
+  lost; each protein's group is marked done only after its datasets.
+
+  Args:
+    fasta_path: input FASTA (plain or gzip).
+    model: the pretrained model.
+    output_path: the HDF5 file to create or resume.
+    options: what to embed.
+    max_tokens: tokens per model call (see `Embedder`).
+    progress: called with (proteins done, proteins to do) after each batch.
+
+  Returns:
+    The EmbedSummary.
+
+  Raises:
+    ValueError: a bad FASTA (no records, invalid characters, repeated IDs),
+      or an existing output written with other settings or sequences.
+  """
+  records, empty, odd = _checked_records(fasta_path)
+  if empty:
+    logging.warning('%d empty record(s) skipped: %s', len(empty), empty[:10])
+  if odd:
+    logging.warning('%d record(s) have letters outside the vocabulary, read as '
+                    '<OTHER>: %s', len(odd), dict(list(odd.items())[:10]))
+  settings = _settings(model, options)
+  embedder = Embedder(model, options)
+  if os.path.exists(output_path):
+    try:
+      with h5py.File(output_path, 'r') as existing:
+        previous = existing.attrs.get('settings')
+    except OSError as e:
+      raise ValueError(f'{output_path} exists and is not an HDF5 file: '
+                       f'{e}') from e
+    if previous != settings:
+      raise ValueError(f'{output_path} was written with other settings '
+                       '(model, parameters or options); choose a new output '
+                       'file.')
+  with h5py.File(output_path, 'a') as out:
+    out.attrs['settings'] = settings
+    pending, existing = _pending(out, records, output_path)
+    out.attrs['complete'] = not pending
+    proteins = out['proteins']
+    seqs = [r.seq for r in pending]
+    done = 0
+    for index, embedding in embedder(seqs, max_tokens):
+      record = pending[index]
+      group = proteins.create_group(dataset_key(record.id))
+      group.attrs.update(dict(id=record.id, length=len(record.seq),
+                              sha1=_sha1(record.seq)))
+      for name, value in zip(('global', 'local', 'local_mean'), embedding):
+        if value is not None:
+          group.create_dataset(name, data=value)
+      group.attrs['done'] = True
+      done += 1
+      if progress is not None:
+        progress(done, len(pending))
+    out.attrs['complete'] = True
+  return EmbedSummary([r.id for r in pending], existing, empty, odd)

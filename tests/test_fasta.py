@@ -1,0 +1,58 @@
+"""FASTA reading: multi-line, gzip, case, odd letters, empty records, errors."""
+
+import gzip
+
+import pytest
+
+from proteinbert import fasta
+
+TEXT = """>sp|P1|ONE first protein
+MKTA yiak
+QRQ*
+; an old-style comment
+>P2
+
+>P3 odd letters
+ACBZJO
+"""
+
+
+def _write(tmp_path, text, name='in.fasta', compress=False):
+  path = tmp_path / name
+  if compress:
+    with gzip.open(path, 'wt') as f:
+      f.write(text)
+  else:
+    path.write_text(text)
+  return str(path)
+
+
+@pytest.mark.parametrize('compress', [False, True])
+def test_reads_multiline_gzip_lowercase_and_empty_records(tmp_path, compress):
+  records = fasta.read_fasta(_write(tmp_path, TEXT, compress=compress))
+  assert records == [
+      fasta.FastaRecord('sp|P1|ONE', 'first protein', 'MKTAyiakQRQ'),
+      fasta.FastaRecord('P2', '', ''),
+      fasta.FastaRecord('P3', 'odd letters', 'ACBZJO'),
+  ]
+  assert fasta.odd_letters(records[2].seq) == {'B', 'Z', 'J', 'O'}
+  assert fasta.odd_letters(records[0].seq) == set()
+
+
+@pytest.mark.parametrize('text,message', [
+    ('', 'no FASTA records'),
+    ('\n\n', 'no FASTA records'),
+    ('MKV\n>P1\nMKV\n', 'before the first'),
+    ('>\nMKV\n', 'header without an ID'),
+    ('>P1\nMK-V\n', r"in.fasta:2: invalid character '-' in record 'P1'"),
+    ('>P1\nMKV\n>P2\nMK1V\n', "invalid character '1'"),
+    ('>P1\nMK*V\n', "'\\*' before its end"),
+])
+def test_bad_files(tmp_path, text, message):
+  with pytest.raises(ValueError, match=message):
+    fasta.read_fasta(_write(tmp_path, text))
+
+
+def test_missing_file(tmp_path):
+  with pytest.raises(ValueError, match='cannot read'):
+    fasta.read_fasta(str(tmp_path / 'absent.fasta'))
