@@ -47,7 +47,9 @@ setuptools.setup(
     license='MIT',
     python_requires='>=3.10',
     packages=setuptools.find_packages(include=['proteinbert', 'proteinbert.*', 'experiments', 'experiments.*']),
-    include_package_data=True,
+    package_data={
+        'proteinbert.data': ['demo/*.h5', 'demo/*.obo', 'demo/README.md'],
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

@@ -1,0 +1,610 @@
+"""Pretraining dataset files: our sparse HDF5 layout and the original's.
+
+The reader API, which the pretraining loader codes against:
+
+    open_dataset(path) -> ProteinDataset    # either layout; a context manager
+      .path, .num_proteins (N), .num_annotations (A)
+      .annotation_ids       str [A] GO IDs in vocabulary order
+      .seq_lengths          int32 [N] residues (no <START>/<END>)
+      .is_test              bool [N]
+      .read(start, stop) -> ProteinChunk          # contiguous, one read
+      .read_indices(indices) -> ProteinChunk      # any order, repeats allowed
+      .protein_ids(start, stop) -> list[str]
+      .vocabulary (ids, names, namespaces, counts), .metadata (build), close()
+    shard_bounds(num_proteins, process_index, process_count) -> (start, stop)
+    demo_dataset_path()                     # the small dataset in demo/
+
+`create_writer` writes either layout; `proteinbert.data.build` calls it.
+
+Our layout (root attribute `layout` = 'proteinbert-sparse', `layout_version`
+= 1). N proteins, A vocabulary terms. A ragged column is a group holding
+`values` and int64 `offsets` [N + 1]; row i is
+`values[offsets[i]:offsets[i + 1]]`.
+
+    seqs/                 ragged uint8: ASCII residues (no <START>/<END>)
+    annotations/          ragged uint16 (A <= 65535) or int32: vocabulary
+                          indices, sorted within each protein
+    protein_ids/          ragged uint8: the representative's UniProtKB entry
+                          name or UniParc ID ('TITIN_HUMAN', 'UPI...')
+    entry_ids/            ragged uint8: the UniRef cluster ID ('UniRef90_...')
+    taxonomy_ids          int32 [N]: NCBI taxonomy ID, -1 when unknown
+    is_test               bool [N]: test-set proteins
+    vocabulary/ids        str [A]: GO IDs, sorted
+    vocabulary/names      str [A]
+    vocabulary/namespaces str [A]
+    vocabulary/counts     int64 [A]: proteins carrying the term in the build
+    attrs: num_proteins, num_annotations, build (JSON: inputs, settings and
+           the build summary)
+
+Everything is chunked and gzip-compressed (level 1) unless written with
+compression=None; 64 KiB residue chunks keep a random read near 0.4 ms.
+A protein costs its residues (compressed to ~0.6 byte each) plus a few
+dozen bytes, against ~9 KB in the original's dense layout.
+
+The original layout (protein-bert 1.0.1's `create_uniref_h5_dataset` and
+`set_h5_testset`):
+
+    included_annotations  str [A]: GO IDs
+    uniprot_ids           str [N]: the representative's dbReference ID
+    seqs                  str [N]
+    seq_lengths           int32 [N]
+    annotation_masks      bool [N, A]
+    test_set_mask         bool [N] (added by `set_h5_testset`; read as all
+                          False, with a warning, when absent)
+"""
+
+import collections
+from concurrent import futures
+import json
+import os
+import zlib
+from typing import Any, List, Mapping, NamedTuple, Optional, Sequence
+
+from absl import logging
+import h5py
+import numpy as np
+
+from proteinbert.data import chunk as chunk_lib
+
+LAYOUT = 'proteinbert-sparse'
+LAYOUT_VERSION = 1
+LAYOUTS = ('sparse', 'original')
+
+_ORIGINAL_REQUIRED = ('included_annotations', 'uniprot_ids', 'seqs',
+                      'seq_lengths', 'annotation_masks')
+_SPARSE_REQUIRED = ('seqs/values', 'seqs/offsets', 'annotations/values',
+                    'annotations/offsets', 'protein_ids/values',
+                    'protein_ids/offsets', 'entry_ids/values',
+                    'entry_ids/offsets', 'taxonomy_ids', 'is_test',
+                    'vocabulary/ids', 'vocabulary/names',
+                    'vocabulary/namespaces', 'vocabulary/counts')
+
+# Reading a run of proteins costs little more than reading one, so indices
+# closer than this are served by one contiguous read.
+_MAX_GAP = 64
+# Proteins per read when scanning a whole column (e.g. seq_lengths).
+_SCAN = 1 << 20
+# Elements per chunk: small enough for cheap random reads, large enough to
+# compress well; byte columns (residues, IDs) get 64 KiB chunks.
+_CHUNK = 1 << 13
+_BYTES_CHUNK = 1 << 16
+# Compressed chunks waiting to be stored, at most (a few MB).
+_MAX_PENDING_CHUNKS = 64
+
+
+class Vocabulary(NamedTuple):
+  """The annotation vocabulary; index a of every annotation array is term a.
+
+  Attributes:
+    ids: str [A] GO IDs, sorted.
+    names: str [A] term names ('' when unknown).
+    namespaces: str [A] GO namespaces ('' when unknown).
+    counts: int64 [A] proteins carrying each term in the build (-1 unknown).
+  """
+  ids: np.ndarray
+  names: np.ndarray
+  namespaces: np.ndarray
+  counts: np.ndarray
+
+
+class Records(NamedTuple):
+  """Proteins with all the per-protein fields a dataset file stores.
+
+  Attributes:
+    proteins: the sequences, annotations and test flags (N proteins).
+    protein_ids: N representative IDs.
+    entry_ids: N UniRef cluster IDs.
+    taxonomy_ids: int32 [N], -1 when unknown.
+  """
+  proteins: chunk_lib.ProteinChunk
+  protein_ids: List[str]
+  entry_ids: List[str]
+  taxonomy_ids: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.proteins)
+
+  def take(self, indices: np.ndarray) -> 'Records':
+    """The records at `indices` (int [M]), in that order."""
+    indices = np.asarray(indices, np.int64)
+    return Records(self.proteins.take(indices),
+                   [self.protein_ids[i] for i in indices.tolist()],
+                   [self.entry_ids[i] for i in indices.tolist()],
+                   self.taxonomy_ids[indices])
+
+  @staticmethod
+  def concatenate(parts: Sequence['Records']) -> 'Records':
+    """One `Records` holding `parts` one after another."""
+    return Records(
+        chunk_lib.ProteinChunk.concatenate([p.proteins for p in parts]),
+        [i for p in parts for i in p.protein_ids],
+        [i for p in parts for i in p.entry_ids],
+        np.concatenate([np.zeros(0, np.int32)] +
+                       [p.taxonomy_ids for p in parts]).astype(np.int32))
+
+
+def shard_bounds(num_proteins: int, process_index: int,
+                 process_count: int) -> tuple:
+  """[start, stop) of host `process_index`'s contiguous shard.
+
+  Shards differ in size by at most one protein and cover [0, num_proteins).
+  """
+  if not 0 <= process_index < process_count:
+    raise ValueError(f'process_index {process_index} is not in '
+                     f'[0, {process_count}).')
+  return (num_proteins * process_index // process_count,
+          num_proteins * (process_index + 1) // process_count)
+
+
+def _compression(compression: Optional[str]) -> dict:
+  if compression is None:
+    return {}
+  if compression != 'gzip':
+    raise ValueError(f'Unknown compression {compression!r}; use gzip or None.')
+  return dict(compression='gzip', compression_opts=1, shuffle=True)
+
+
+def _deflate(values: np.ndarray, chunk: int) -> bytes:
+  """One chunk as HDF5's shuffle and deflate filters store it."""
+  padded = np.zeros(chunk, values.dtype)
+  padded[:len(values)] = values
+  data = padded.view(np.uint8)
+  if values.dtype.itemsize > 1:
+    data = data.reshape(chunk, values.dtype.itemsize).T
+  return zlib.compress(np.ascontiguousarray(data).tobytes(), 1)
+
+
+class _Column:
+  """A growing 1-D dataset, appended to in any amounts.
+
+  With a thread pool, a compressed column is written a whole chunk at a
+  time: `_deflate` runs on the pool (zlib lets go of the GIL) and the result
+  is stored with `write_direct_chunk`, so compression runs beside the
+  caller instead of inside h5py's writes.
+  """
+
+  def __init__(self, group, name: str, dtype, chunk: Optional[int] = None,
+               compression: Optional[str] = None,
+               pool: Optional[futures.Executor] = None):
+    chunk = chunk or _CHUNK
+    self._dataset = group.create_dataset(
+        name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,),
+        **_compression(compression))
+    self._chunk = chunk
+    self._pool = pool if compression else None
+    self._tail = np.zeros(0, self._dataset.dtype)  # Past the last whole chunk.
+    self._pending = collections.deque()  # (offset, future) of whole chunks.
+    self._submitted = 0
+
+  def append(self, values) -> None:
+    values = np.asarray(values, self._dataset.dtype)
+    size = self._dataset.shape[0] + len(values)
+    self._dataset.resize(size, axis=0)
+    if self._pool is None:
+      if len(values):
+        self._dataset[size - len(values):] = values
+      return
+    values = np.concatenate([self._tail, values])
+    whole = len(values) - len(values) % self._chunk
+    for start in range(0, whole, self._chunk):
+      self._submit(values[start:start + self._chunk])
+    self._tail = values[whole:]
+    self._store(everything=False)
+
+  def close(self) -> None:
+    """Writes what is left; the column is complete afterwards."""
+    if self._pool is not None:
+      if len(self._tail):
+        self._submit(self._tail)
+      self._store(everything=True)
+
+  def _submit(self, values: np.ndarray) -> None:
+    self._pending.append((self._submitted, self._pool.submit(
+        _deflate, values, self._chunk)))
+    self._submitted += len(values)
+
+  def _store(self, everything: bool) -> None:
+    while self._pending and (everything or self._pending[0][1].done() or
+                             len(self._pending) > _MAX_PENDING_CHUNKS):
+      offset, future = self._pending.popleft()
+      self._dataset.id.write_direct_chunk((offset,), future.result())
+
+
+class _RaggedWriter:
+  """Appends rows to a ragged column (a group with `values` and `offsets`)."""
+
+  def __init__(self, f: h5py.File, name: str, dtype, compression, pool,
+               chunk: Optional[int] = None):
+    group = f.create_group(name)
+    self._values = _Column(group, 'values', dtype, chunk, compression, pool)
+    self._offsets = _Column(group, 'offsets', np.int64, None, compression,
+                            pool)
+    self._offsets.append([0])
+    self._end = 0
+
+  def append(self, values: np.ndarray, lengths: np.ndarray) -> None:
+    self._values.append(values)
+    self._offsets.append(self._end + np.cumsum(lengths, dtype=np.int64))
+    self._end += int(np.sum(lengths))
+
+  def append_strings(self, strings: Sequence) -> None:
+    """Appends str (as UTF-8) or bytes rows."""
+    encoded = [s.encode() if isinstance(s, str) else s for s in strings]
+    self.append(np.frombuffer(b''.join(encoded), np.uint8),
+                np.array([len(s) for s in encoded], np.int64))
+
+  def close(self) -> None:
+    self._values.close()
+    self._offsets.close()
+
+
+class SparseWriter:
+  """Writes our layout (see the module docstring), appending `Records`."""
+
+  def __init__(self, path: str, vocabulary: Vocabulary,
+               compression: Optional[str] = 'gzip'):
+    self._f = h5py.File(path, 'w')
+    self._f.attrs['layout'] = LAYOUT
+    self._f.attrs['layout_version'] = LAYOUT_VERSION
+    self._f.attrs['num_annotations'] = len(vocabulary.ids)
+    group = self._f.create_group('vocabulary')
+    for field in ('ids', 'names', 'namespaces'):
+      group.create_dataset(field, data=np.asarray(getattr(vocabulary, field),
+                                                  dtype=object),
+                           dtype=h5py.string_dtype())
+    group.create_dataset('counts', data=np.asarray(vocabulary.counts,
+                                                   np.int64))
+    self._pool = futures.ThreadPoolExecutor(min(4, os.cpu_count() or 1))
+    annotation_dtype = np.uint16 if len(vocabulary.ids) <= 1 << 16 else np.int32
+    ragged = lambda name, dtype, chunk=None: _RaggedWriter(
+        self._f, name, dtype, compression, self._pool, chunk)
+    self._seqs = ragged('seqs', np.uint8, _BYTES_CHUNK)
+    self._annotations = ragged('annotations', annotation_dtype)
+    self._protein_ids = ragged('protein_ids', np.uint8, _BYTES_CHUNK)
+    self._entry_ids = ragged('entry_ids', np.uint8, _BYTES_CHUNK)
+    self._taxonomy_ids = _Column(self._f, 'taxonomy_ids', np.int32, None,
+                                 compression, self._pool)
+    self._is_test = _Column(self._f, 'is_test', bool, None, compression,
+                            self._pool)
+    self._num_proteins = 0
+
+  def append(self, records: Records) -> None:
+    proteins = records.proteins
+    self._seqs.append_strings(proteins.seqs)
+    self._annotations.append(proteins.annotation_indices,
+                             np.diff(proteins.annotation_offsets))
+    self._protein_ids.append_strings(records.protein_ids)
+    self._entry_ids.append_strings(records.entry_ids)
+    self._taxonomy_ids.append(records.taxonomy_ids)
+    self._is_test.append(proteins.is_test)
+    self._num_proteins += len(records)
+
+  def close(self, metadata: Mapping[str, Any]) -> None:
+    """Finishes the file, recording `metadata` (JSON-able) as its build."""
+    for column in (self._seqs, self._annotations, self._protein_ids,
+                   self._entry_ids, self._taxonomy_ids, self._is_test):
+      column.close()
+    self._pool.shutdown()
+    self._f.attrs['build'] = json.dumps(metadata, default=str)
+    self._f.attrs['num_proteins'] = self._num_proteins
+    self._f.close()
+
+
+class OriginalWriter:
+  """Writes protein-bert 1.0.1's dense layout (with `test_set_mask`).
+
+  Only what the original stores survives: entry IDs, taxonomy IDs and the
+  vocabulary's names and counts are not written.
+  """
+
+  def __init__(self, path: str, vocabulary: Vocabulary,
+               compression: Optional[str] = 'gzip'):
+    self._f = h5py.File(path, 'w')
+    self._f.create_dataset(
+        'included_annotations',
+        data=[a.encode('ascii') for a in vocabulary.ids],
+        dtype=h5py.string_dtype())
+    strings = h5py.string_dtype()
+    self._ids = _Column(self._f, 'uniprot_ids', strings)
+    self._seqs = _Column(self._f, 'seqs', strings)
+    self._lengths = _Column(self._f, 'seq_lengths', np.int32)
+    self._num_annotations = width = len(vocabulary.ids)
+    # About 1 MiB of mask per chunk; h5py cannot chunk a zero-width array.
+    self._masks = self._f.create_dataset(
+        'annotation_masks', shape=(0, width), maxshape=(None, width),
+        dtype=bool, chunks=(max(1, (1 << 20) // max(width, 1)), width)
+        if width else None, **(_compression(compression) if width else {}))
+    self._is_test = _Column(self._f, 'test_set_mask', bool)
+
+  def append(self, records: Records) -> None:
+    proteins = records.proteins
+    self._ids.append([s.encode() for s in records.protein_ids])
+    self._seqs.append(list(proteins.seqs))
+    self._lengths.append([len(s) for s in proteins.seqs])
+    start = self._masks.shape[0]
+    self._masks.resize(start + len(records), axis=0)
+    self._masks[start:] = proteins.dense_annotations(self._num_annotations)
+    self._is_test.append(proteins.is_test)
+
+  def close(self, metadata: Mapping[str, Any]) -> None:
+    """Finishes the file; the original layout has no place for `metadata`."""
+    del metadata
+    self._f.close()
+
+
+def create_writer(path: str, layout: str, vocabulary: Vocabulary,
+                  compression: Optional[str] = 'gzip'):
+  """A `SparseWriter` ('sparse') or `OriginalWriter` ('original') at `path`."""
+  writers = {'sparse': SparseWriter, 'original': OriginalWriter}
+  if layout not in writers:
+    raise ValueError(f'Unknown layout {layout!r}; expected one of {LAYOUTS}.')
+  return writers[layout](path, vocabulary, compression)
+
+
+class ProteinDataset:
+  """A dataset file opened for reading (either layout); `open_dataset` makes it.
+
+  Attributes:
+    path: the file.
+    num_proteins: N.
+    num_annotations: A.
+    annotation_ids: str [A] GO IDs in vocabulary order.
+    vocabulary: the full `Vocabulary`.
+    metadata: the build's settings and summary ({} for the original layout).
+  """
+
+  def __init__(self, path: str, f: h5py.File, vocabulary: Vocabulary,
+               num_proteins: int, metadata: Mapping[str, Any]):
+    self.path = path
+    self._f = f
+    self.vocabulary = vocabulary
+    self.annotation_ids = vocabulary.ids
+    self.num_annotations = len(vocabulary.ids)
+    self.num_proteins = num_proteins
+    self.metadata = dict(metadata)
+    self._seq_lengths = self._is_test = None
+
+  @property
+  def seq_lengths(self) -> np.ndarray:
+    """int32 [N] residues per protein (no <START>/<END>); read on first use."""
+    if self._seq_lengths is None:
+      self._seq_lengths = self._read_seq_lengths()
+    return self._seq_lengths
+
+  @property
+  def is_test(self) -> np.ndarray:
+    """bool [N] test-set proteins; read on first use."""
+    if self._is_test is None:
+      self._is_test = self._read_is_test(0, self.num_proteins)
+    return self._is_test
+
+  def read(self, start: int, stop: int) -> chunk_lib.ProteinChunk:
+    """Proteins [start, stop), with one read per column."""
+    self._check_range(start, stop)
+    return self._read(start, stop)
+
+  def read_indices(self, indices: np.ndarray) -> chunk_lib.ProteinChunk:
+    """The proteins at `indices` (int [M]; any order, repeats allowed).
+
+    Nearby indices share one contiguous read, so a sorted batch from a small
+    region costs about as much as `read` of that region.
+    """
+    indices = np.asarray(indices, np.int64).reshape(-1)
+    if not len(indices):
+      return self._read(0, 0)
+    unique, inverse = np.unique(indices, return_inverse=True)
+    self._check_range(int(unique[0]), int(unique[-1]) + 1)
+    breaks = np.flatnonzero(np.diff(unique) > _MAX_GAP) + 1
+    parts = []
+    for run in np.split(unique, breaks):
+      start = int(run[0])
+      parts.append(self._read(start, int(run[-1]) + 1).take(run - start))
+    return chunk_lib.ProteinChunk.concatenate(parts).take(inverse)
+
+  def protein_ids(self, start: int, stop: int) -> List[str]:
+    """Representative protein IDs of proteins [start, stop)."""
+    self._check_range(start, stop)
+    return self._protein_ids(start, stop)
+
+  def close(self) -> None:
+    self._f.close()
+
+  def __enter__(self) -> 'ProteinDataset':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def _check_range(self, start: int, stop: int) -> None:
+    if not 0 <= start <= stop <= self.num_proteins:
+      raise IndexError(f'{self.path}: proteins [{start}, {stop}) are out of '
+                       f'range for a dataset of {self.num_proteins}.')
+
+  def _read(self, start, stop):
+    raise NotImplementedError
+
+  def _read_seq_lengths(self):
+    raise NotImplementedError
+
+  def _read_is_test(self, start, stop):
+    raise NotImplementedError
+
+  def _protein_ids(self, start, stop):
+    raise NotImplementedError
+
+
+def _ragged_rows(group: h5py.Group, start: int, stop: int):
+  """(values [V], offsets int64 [stop - start + 1] from 0) of rows."""
+  offsets = group['offsets'][start:stop + 1]
+  values = group['values'][offsets[0]:offsets[-1]]
+  return values, offsets - offsets[0]
+
+
+def _split(values: np.ndarray, offsets: np.ndarray) -> List[bytes]:
+  data = values.tobytes()
+  bounds = offsets.tolist()
+  return [data[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class SparseDataset(ProteinDataset):
+  """Our layout (see the module docstring)."""
+
+  def _read(self, start, stop):
+    residues, seq_offsets = _ragged_rows(self._f['seqs'], start, stop)
+    annotations, offsets = _ragged_rows(self._f['annotations'], start, stop)
+    return chunk_lib.ProteinChunk(
+        seqs=_split(residues, seq_offsets),
+        annotation_offsets=offsets,
+        annotation_indices=annotations.astype(np.int32),
+        is_test=self._read_is_test(start, stop))
+
+  def _read_seq_lengths(self):
+    offsets = self._f['seqs/offsets']
+    return np.concatenate([np.zeros(0, np.int32)] + [
+        np.diff(offsets[i:min(i + _SCAN, self.num_proteins) + 1]).astype(
+            np.int32) for i in range(0, self.num_proteins, _SCAN)])
+
+  def _read_is_test(self, start, stop):
+    return self._f['is_test'][start:stop].astype(bool)
+
+  def _protein_ids(self, start, stop):
+    return [s.decode() for s in _split(
+        *_ragged_rows(self._f['protein_ids'], start, stop))]
+
+  def entry_ids(self, start: int, stop: int) -> List[str]:
+    """UniRef cluster IDs of proteins [start, stop)."""
+    self._check_range(start, stop)
+    return [s.decode() for s in _split(
+        *_ragged_rows(self._f['entry_ids'], start, stop))]
+
+  def taxonomy_ids(self, start: int, stop: int) -> np.ndarray:
+    """int32 [stop - start] NCBI taxonomy IDs, -1 when unknown."""
+    self._check_range(start, stop)
+    return self._f['taxonomy_ids'][start:stop]
+
+
+class OriginalDataset(ProteinDataset):
+  """protein-bert 1.0.1's dense layout (see the module docstring)."""
+
+  def _read(self, start, stop):
+    masks = self._f['annotation_masks'][start:stop]
+    rows, columns = np.nonzero(masks)
+    counts = np.bincount(rows, minlength=stop - start)
+    return chunk_lib.ProteinChunk(
+        seqs=[_as_bytes(s) for s in self._f['seqs'][start:stop]],
+        annotation_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(
+            np.int64),
+        annotation_indices=columns.astype(np.int32),
+        is_test=self._read_is_test(start, stop))
+
+  def _read_seq_lengths(self):
+    return self._f['seq_lengths'][:].astype(np.int32)
+
+  def _read_is_test(self, start, stop):
+    if 'test_set_mask' not in self._f:
+      return np.zeros(stop - start, bool)
+    return self._f['test_set_mask'][start:stop].astype(bool)
+
+  def _protein_ids(self, start, stop):
+    return [_as_bytes(s).decode() for s in self._f['uniprot_ids'][start:stop]]
+
+
+def _as_bytes(value) -> bytes:
+  return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _strings(dataset: h5py.Dataset) -> np.ndarray:
+  return np.array([_as_bytes(s).decode() for s in dataset[:]], dtype=str)
+
+
+def _missing(f: h5py.File, names: Sequence[str]) -> List[str]:
+  return [name for name in names if name not in f]
+
+
+def open_dataset(path: str) -> ProteinDataset:
+  """Opens a dataset file in our layout or the original dense one.
+
+  Raises:
+    FileNotFoundError: no file at `path`.
+    ValueError: the file is neither, or lacks parts of its layout (the
+      message names the file and what is missing).
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'No dataset file at {path}.')
+  try:
+    f = h5py.File(path, 'r')
+  except OSError as e:
+    raise ValueError(f'{path} is not an HDF5 file ({e}); expected a dataset '
+                     'built by experiments/build_dataset.py or the original '
+                     'package.') from None
+  try:
+    if f.attrs.get('layout') == LAYOUT:
+      return _open_sparse(path, f)
+    if 'annotation_masks' in f or 'included_annotations' in f:
+      return _open_original(path, f)
+  except BaseException:
+    f.close()
+    raise
+  f.close()
+  raise ValueError(
+      f'{path} is not a ProteinBERT dataset: it has neither the root '
+      f"attribute layout={LAYOUT!r} of our layout nor the original layout's "
+      f'datasets {", ".join(_ORIGINAL_REQUIRED)}.')
+
+
+def _open_sparse(path: str, f: h5py.File) -> SparseDataset:
+  version = int(f.attrs.get('layout_version', -1))
+  if version != LAYOUT_VERSION:
+    raise ValueError(f'{path}: layout version {version} is not supported '
+                     f'(this code reads version {LAYOUT_VERSION}).')
+  missing = _missing(f, _SPARSE_REQUIRED) + [
+      a for a in ('num_proteins',) if a not in f.attrs]
+  if missing:
+    raise ValueError(f'{path}: incomplete {LAYOUT} dataset, missing '
+                     f'{", ".join(missing)}.')
+  vocabulary = Vocabulary(*(_strings(f['vocabulary'][k])
+                            for k in ('ids', 'names', 'namespaces')),
+                          f['vocabulary/counts'][:])
+  return SparseDataset(path, f, vocabulary, int(f.attrs['num_proteins']),
+                       json.loads(f.attrs.get('build', '{}')))
+
+
+def _open_original(path: str, f: h5py.File) -> OriginalDataset:
+  missing = _missing(f, _ORIGINAL_REQUIRED)
+  if missing:
+    raise ValueError(f'{path}: incomplete original-layout dataset, missing '
+                     f'{", ".join(missing)}.')
+  ids = _strings(f['included_annotations'])
+  num_proteins = len(f['seqs'])
+  if 'test_set_mask' not in f:
+    logging.warning('%s has no test_set_mask (set_h5_testset was not run): '
+                    'no protein is a test-set protein.', path)
+  vocabulary = Vocabulary(ids, np.full(len(ids), '', dtype=str),
+                          np.full(len(ids), '', dtype=str),
+                          np.full(len(ids), -1, np.int64))
+  return OriginalDataset(path, f, vocabulary, num_proteins, {})
+
+
+def demo_dataset_path() -> str:
+  """The small demo dataset shipped with the package (see demo/README.md)."""
+  return os.path.join(os.path.dirname(__file__), 'demo', 'demo_dataset.h5')

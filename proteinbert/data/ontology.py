@@ -1,0 +1,277 @@
+"""The Gene Ontology: OBO parsing, ID resolution and the `is_a` closure.
+
+Reads the OBO 1.2/1.4 files GO publishes (`go-basic.obo`) and the CAFA
+`go.txt` (the same format). Only `[Term]` stanzas matter; of their tags we use
+`id`, `name`, `namespace`, `is_a`, `alt_id`, `is_obsolete` and `replaced_by`.
+Terms keep the order of the file: a term's index is its stanza's position,
+which is also how the original package numbered terms (its compatibility mode
+depends on that).
+
+Annotations in UniRef name GO IDs that may be alternative IDs of a merged term
+or obsolete terms. `Ontology.resolve` maps each ID to current terms and says
+how (`Resolution`), so the builder can count every case. A broken ontology (a
+parent that is never defined, an `is_a` cycle, an ID defined twice) is an
+`OboError` naming the file and line, never a silently wrong closure.
+"""
+
+import enum
+from typing import (Dict, Iterable, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple)
+
+import numpy as np
+
+
+class OboError(ValueError):
+  """A malformed or inconsistent OBO file; the message names file and line."""
+
+
+class Term(NamedTuple):
+  """One `[Term]` stanza.
+
+  Attributes:
+    id: the primary ID, e.g. 'GO:0005524'.
+    name: human-readable name.
+    namespace: 'molecular_function', 'biological_process' or
+      'cellular_component' for GO.
+    parents: IDs of the direct `is_a` parents.
+    alt_ids: alternative IDs (of terms merged into this one).
+    is_obsolete: whether the term is obsolete.
+    replaced_by: for obsolete terms, the IDs that replace it.
+    line: 1-based line of the stanza header, for error messages.
+  """
+  id: str
+  name: str = ''
+  namespace: str = ''
+  parents: Tuple[str, ...] = ()
+  alt_ids: Tuple[str, ...] = ()
+  is_obsolete: bool = False
+  replaced_by: Tuple[str, ...] = ()
+  line: int = 0
+
+
+class Resolution(enum.Enum):
+  """How an annotated GO ID maps onto current terms."""
+  PRIMARY = 'primary'  # A current term's own ID.
+  ALT_ID = 'alt_id'  # An alternative ID of a current term.
+  REPLACED = 'replaced'  # Obsolete, mapped to its `replaced_by` terms.
+  OBSOLETE = 'obsolete'  # Obsolete with no replacement: dropped.
+  UNKNOWN = 'unknown'  # Not in the ontology: dropped.
+
+
+def _id_value(value: str) -> str:
+  """The ID in an `is_a`-style value: 'GO:1 {src="x"} ! name' -> 'GO:1'."""
+  return value.split(maxsplit=1)[0] if value.strip() else ''
+
+
+def parse_obo(path: str) -> Tuple[List[Term], Dict[str, str]]:
+  """Reads the `[Term]` stanzas of an OBO file, in file order.
+
+  Args:
+    path: an OBO file (`go-basic.obo`, CAFA `go.txt`).
+
+  Returns:
+    (terms, header): the terms, and the header's tag-value pairs (e.g.
+    'format-version', 'data-version').
+
+  Raises:
+    OboError: unreadable text, a line in a stanza that is not 'tag: value', a
+      `[Term]` without `id`, or no `[Term]` at all.
+  """
+  with open(path, 'rb') as f:
+    data = f.read()
+  try:
+    text = data.decode('utf-8')
+  except UnicodeDecodeError as e:
+    line = data.count(b'\n', 0, e.start) + 1
+    raise OboError(f'{path}:{line}: not UTF-8 text; expected an OBO '
+                   'file.') from None
+  terms = []
+  header = {}
+  stanza = None  # Tag -> values of the current stanza; None in the header.
+  stanza_kind = stanza_line = None
+
+  def finish():
+    if stanza_kind != 'Term':
+      return
+    if 'id' not in stanza:
+      raise OboError(f'{path}:{stanza_line}: [Term] stanza has no id: tag.')
+    get = stanza.get
+    terms.append(Term(
+        id=_id_value(stanza['id'][0]),
+        name=get('name', ('',))[0],
+        namespace=get('namespace', (default_namespace,))[0],
+        parents=tuple(_id_value(v) for v in get('is_a', ())),
+        alt_ids=tuple(_id_value(v) for v in get('alt_id', ())),
+        is_obsolete=get('is_obsolete', ('false',))[0] == 'true',
+        replaced_by=tuple(_id_value(v) for v in get('replaced_by', ())),
+        line=stanza_line))
+
+  for line_number, line in enumerate(text.splitlines(), start=1):
+    line = line.strip()
+    if not line or line[0] == '!':
+      continue
+    if line[0] == '[' and line[-1] == ']':
+      if stanza is None:
+        default_namespace = header.get('default-namespace', '')
+      else:
+        finish()
+      stanza, stanza_kind, stanza_line = {}, line[1:-1], line_number
+      continue
+    tag, colon, value = line.partition(':')
+    if not colon or not tag or ' ' in tag:
+      raise OboError(f'{path}:{line_number}: expected "tag: value", got '
+                     f'{line[:80]!r}.')
+    if stanza is None:
+      header.setdefault(tag, value.strip())
+    else:
+      stanza.setdefault(tag, []).append(value.strip())
+  if stanza is not None:
+    finish()
+  if not terms:
+    raise OboError(f'{path}: no [Term] stanzas; expected an OBO ontology such '
+                   'as go-basic.obo.')
+  return terms, header
+
+
+class Ontology:
+  """Terms indexed in file order, with ID resolution and `is_a` ancestors.
+
+  Attributes:
+    terms: the terms; `terms[i]` has index i.
+    index: primary ID -> term index (obsolete terms included).
+    header: the OBO header's tags (e.g. 'data-version').
+  """
+
+  def __init__(self, terms: Sequence[Term], path: str = '<ontology>',
+               header: Optional[Mapping[str, str]] = None):
+    """Checks the ontology and precomputes ancestor sets.
+
+    Args:
+      terms: the terms in file order.
+      path: where they came from, for error messages.
+      header: the OBO header's tags.
+
+    Raises:
+      OboError: an ID defined twice (as primary or alternative ID), an
+        `is_a` or `replaced_by` target that is not defined, an `is_a` cycle,
+        or a `replaced_by` cycle.
+    """
+    self.terms = list(terms)
+    self.header = dict(header or {})
+    self._path = path
+    self.index = {}
+    for i, term in enumerate(self.terms):
+      if term.id in self.index:
+        first = self.terms[self.index[term.id]]
+        raise OboError(f'{path}:{term.line}: {term.id} is defined again '
+                       f'(first at line {first.line}).')
+      self.index[term.id] = i
+    self._check_targets('is_a', 'parents')
+    self._check_targets('replaced_by', 'replaced_by')
+    self._resolved = self._resolve_all()
+    self._ancestors = self._ancestor_sets()
+
+  @classmethod
+  def from_obo(cls, path: str) -> 'Ontology':
+    """Parses and checks an OBO file (see `parse_obo`, `__init__`)."""
+    terms, header = parse_obo(path)
+    return cls(terms, path, header)
+
+  def __len__(self) -> int:
+    return len(self.terms)
+
+  def _check_targets(self, tag: str, field: str) -> None:
+    for term in self.terms:
+      for target in getattr(term, field):
+        if target not in self.index:
+          raise OboError(
+              f'{self._path}:{term.line}: {term.id} has "{tag}: {target}", '
+              f'but {target} is not defined in this file (a dangling '
+              'reference; is the ontology file complete?).')
+
+  def _resolve_all(self) -> Dict[str, Tuple[Resolution, Tuple[int, ...]]]:
+    """ID -> (how, term indices) for every primary and alternative ID."""
+    resolved = {}
+    for i, term in enumerate(self.terms):
+      if term.is_obsolete:
+        current = self._replacements(i, (term.id,))
+        how = Resolution.REPLACED if current else Resolution.OBSOLETE
+      else:
+        how, current = Resolution.PRIMARY, (i,)
+      resolved[term.id] = (how, current)
+    for i, term in enumerate(self.terms):
+      for alt_id in term.alt_ids:
+        if alt_id in resolved:
+          raise OboError(f'{self._path}:{term.line}: alt_id {alt_id} of '
+                         f'{term.id} is already defined as a term or alt_id.')
+        how, current = resolved[term.id]
+        resolved[alt_id] = (
+            Resolution.ALT_ID if how == Resolution.PRIMARY else how, current)
+    return resolved
+
+  def _replacements(self, i: int, chain: Tuple[str, ...]) -> Tuple[int, ...]:
+    """Current terms replacing obsolete term i, following chains."""
+    current = set()
+    for target in self.terms[i].replaced_by:
+      j = self.index[target]
+      if target in chain:
+        raise OboError(f'{self._path}:{self.terms[i].line}: replaced_by '
+                       f'cycle: {" -> ".join(chain + (target,))}.')
+      if self.terms[j].is_obsolete:
+        current.update(self._replacements(j, chain + (target,)))
+      else:
+        current.add(j)
+    return tuple(sorted(current))
+
+  def _ancestor_sets(self) -> List[frozenset]:
+    """Term index -> frozenset of itself and all its `is_a` ancestors."""
+    parents = [[self.index[p] for p in t.parents] for t in self.terms]
+    children = [[] for _ in self.terms]
+    pending = [len(p) for p in parents]
+    for i, ps in enumerate(parents):
+      for p in ps:
+        children[p].append(i)
+    # Kahn's algorithm: a term is done once all its parents are.
+    ready = [i for i, n in enumerate(pending) if n == 0]
+    ancestors = [None] * len(self.terms)
+    while ready:
+      i = ready.pop()
+      ancestors[i] = frozenset([i]).union(*(ancestors[p] for p in parents[i]))
+      for c in children[i]:
+        pending[c] -= 1
+        if pending[c] == 0:
+          ready.append(c)
+    if any(a is None for a in ancestors):
+      raise OboError(self._describe_cycle(parents, ancestors))
+    return ancestors
+
+  def _describe_cycle(self, parents, ancestors) -> str:
+    # Every unfinished term has an unfinished parent, so walking up from one
+    # must revisit a term: that stretch of the walk is a cycle.
+    i = next(i for i, a in enumerate(ancestors) if a is None)
+    walk = []
+    while i not in walk:
+      walk.append(i)
+      i = next(p for p in parents[i] if ancestors[p] is None)
+    cycle = walk[walk.index(i):] + [i]
+    return (f'{self._path}:{self.terms[cycle[0]].line}: is_a cycle: ' +
+            ' is_a '.join(self.terms[j].id for j in cycle) + '.')
+
+  def resolve(self, go_id: str) -> Tuple[Resolution, Tuple[int, ...]]:
+    """How `go_id` maps onto current terms, and their indices."""
+    return self._resolved.get(go_id, (Resolution.UNKNOWN, ()))
+
+  def resolutions(self) -> Mapping[str, Tuple[Resolution, Tuple[int, ...]]]:
+    """`resolve` of every ID the ontology defines (primary and alternative)."""
+    return self._resolved
+
+  def ancestors(self, index: int) -> frozenset:
+    """Term indices of term `index` and all its `is_a` ancestors."""
+    return self._ancestors[index]
+
+  def closure(self, indices: Iterable[int]) -> np.ndarray:
+    """int32 [K] sorted indices of `indices` and all their ancestors."""
+    closed = set().union(*(self._ancestors[i] for i in indices))
+    array = np.fromiter(closed, np.int32, len(closed))
+    array.sort()
+    return array

@@ -1,0 +1,156 @@
+"""Tests for proteinbert/data/uniref.py."""
+
+import gzip
+
+import pytest
+
+from proteinbert.data import synthetic
+from proteinbert.data import uniref
+from tests import synthetic_release
+
+ENTRIES = (
+    synthetic_release.entry('Q8WZ42', ['GO:0005524', 'GO:0007165'],
+                            protein_id='TITIN_HUMAN', sequence='MTTQAP'),
+    synthetic_release.entry('A0A023GPI8', ['GO:0005488'], taxonomy_id=-1),
+    synthetic_release.entry('UPI0000000001', protein_id='UPI0000000001',
+                            sequence=None),
+)
+
+
+@pytest.mark.parametrize('gz', [True, False])
+def test_reads_entries(tmp_path, gz):
+  paths = synthetic_release.write(str(tmp_path), ENTRIES, gz=gz)
+  reader = uniref.UniRefReader(paths['xml'])
+  entries = list(reader)
+  assert [e._replace(line=0) for e in entries] == list(ENTRIES)
+  # Each <entry> tag's line in the decompressed file.
+  with gzip.open(paths['xml'], 'rt') if gz else open(paths['xml']) as f:
+    lines = [i for i, text in enumerate(f, 1) if text.startswith('<entry ')]
+  assert [e.line for e in entries] == lines
+  assert reader.release['root'] == 'UniRef90'
+  assert reader.release['version'] == '2026_01'
+  assert reader.fraction_read == 1.0 or reader.fraction_read == 0.0
+
+
+def test_members_and_nested_properties_are_not_the_entry(tmp_path):
+  # Members have their own dbReference, taxonomy and sequence; a GO property
+  # repeated at entry level counts once.
+  path = tmp_path / 'u.xml'
+  path.write_text(
+      '<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
+      '<UniRef50 xmlns="http://uniprot.org/uniref" version="x">\n'
+      '<entry id="UniRef50_P1">\n<name>Cluster: \xe9</name>\n'
+      '<property type="GO Cellular Component" value="GO:0005575"/>\n'
+      '<property type="common taxon" value="Mus"/>\n'
+      '<property type="GO Cellular Component" value="GO:0005575"/>\n'
+      '<property type="GO Biological Process" value="GO:0008150"/>\n'
+      '<representativeMember><dbReference type="UniProtKB ID" id="P1_MOUSE">'
+      '<property type="GO Molecular Function" value="GO:1"/>\n'
+      '<property type="NCBI taxonomy" value="10090"/></dbReference>\n'
+      '<sequence length="4">MK\n  VL</sequence></representativeMember>\n'
+      '<member><dbReference type="UniProtKB ID" id="MEMBER_HUMAN">\n'
+      '<property type="NCBI taxonomy" value="1"/>\n'
+      '<property type="GO Molecular Function" value="GO:9"/>\n'
+      '</dbReference><sequence>WWW</sequence></member>\n'
+      '</entry>\n</UniRef50>\n', encoding='latin-1')
+  (entry,) = uniref.UniRefReader(str(path))
+  assert entry == uniref.UniRefEntry('UniRef50_P1', 'P1_MOUSE', 10090, 'MKVL',
+                                     ('GO:0005575', 'GO:0008150'), 3)
+
+
+def test_small_blocks_and_long_entries(tmp_path, monkeypatch):
+  entries = [synthetic_release.entry(f'P{i:05d}', sequence='A' * (50 * i + 1))
+             for i in range(40)]
+  paths = synthetic_release.write(str(tmp_path), entries)
+  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 256)
+  reader = uniref.UniRefReader(paths['xml'])
+  blocks = list(reader.blocks())
+  assert len(blocks) > 10
+  parsed = [e for b in blocks for e in uniref.parse_block(b)]
+  assert [e.sequence for e in parsed] == [e.sequence for e in entries]
+
+
+def test_release_without_entries(tmp_path):
+  paths = synthetic_release.write(str(tmp_path), [])
+  assert not list(uniref.UniRefReader(paths['xml']))
+
+
+def _xml_bytes(tmp_path, entries=ENTRIES):
+  paths = synthetic_release.write(str(tmp_path), entries, gz=False)
+  with open(paths['xml'], 'rb') as f:
+    return f.read()
+
+
+def test_truncated_gzip_fails_clearly(tmp_path):
+  path = tmp_path / 'cut.xml.gz'
+  whole = gzip.compress(_xml_bytes(tmp_path))
+  path.write_bytes(whole[:len(whole) // 2])
+  with pytest.raises(uniref.UniRefFormatError,
+                     match=r'cut.xml.gz: the gzip stream is truncated'):
+    list(uniref.UniRefReader(str(path)))
+
+
+def test_truncated_plain_xml_fails_clearly(tmp_path):
+  data = _xml_bytes(tmp_path)
+  path = tmp_path / 'cut.xml'
+  path.write_bytes(data[:data.rindex(b'<sequence')])
+  with pytest.raises(uniref.UniRefFormatError,
+                     match=r'cut.xml:\d+: the file ends inside an entry'):
+    list(uniref.UniRefReader(str(path)))
+
+
+def test_malformed_xml_names_the_line(tmp_path):
+  data = _xml_bytes(tmp_path).replace(b'</representativeMember>',
+                                      b'</representative>', 2)
+  path = tmp_path / 'bad.xml'
+  path.write_bytes(data)
+  line = data[:data.index(b'</representative>')].count(b'\n') + 1
+  with pytest.raises(uniref.UniRefFormatError,
+                     match=rf'bad.xml:{line}: malformed XML \(mismatched tag'):
+    list(uniref.UniRefReader(str(path)))
+
+
+def test_not_xml(tmp_path):
+  path = tmp_path / 'x.xml'
+  path.write_text('>UniRef90_P1\nMKV\n')
+  with pytest.raises(uniref.UniRefFormatError, match='x.xml:1: malformed XML'):
+    list(uniref.UniRefReader(str(path)))
+
+
+@pytest.mark.parametrize('edit, message', [
+    ((b'<entry id="UniRef90_A0A023GPI8"', b'<entry'), 'has no id attribute'),
+    ((b'<dbReference type="UniProtKB ID" id="A0A023GPI8_HUMAN">',
+      b'<dbReference type="UniProtKB ID">'),
+     r'entry UniRef90_A0A023GPI8: expected <representativeMember>'
+     r'<dbReference id="..."> but found none'),
+])
+def test_entry_missing_what_we_need(tmp_path, edit, message):
+  data = _xml_bytes(tmp_path).replace(*edit)
+  path = tmp_path / 'u.xml'
+  path.write_bytes(data)
+  with pytest.raises(uniref.UniRefFormatError, match=message):
+    list(uniref.UniRefReader(str(path)))
+
+
+def test_fasta_join(tmp_path):
+  entries = [synthetic_release.entry(f'P{i}', sequence='MK' * (i + 40))
+             for i in range(6)]
+  path = str(tmp_path / 'u.fasta.gz')
+  synthetic.write_fasta(path, entries)
+  assert dict(uniref.read_fasta(path)) == {e.entry_id: e.sequence
+                                           for e in entries}
+  join = uniref.FastaJoin(path, window=2)
+  assert join.lookup('UniRef90_P2') == entries[2].sequence  # Passes P0, P1.
+  assert join.lookup('UniRef90_P1') == entries[1].sequence  # Waiting.
+  assert join.lookup('UniRef90_NOPE') is None  # Passes P3, P4; drops P0.
+  assert join.lookup('UniRef90_P0') is None
+  assert join.lookup('UniRef90_P4') == entries[4].sequence
+  assert join.num_missing == 2
+
+
+def test_fasta_without_header(tmp_path):
+  path = tmp_path / 'u.fasta'
+  path.write_text('\nMKV\n>P1\nMKV\n')
+  with pytest.raises(uniref.UniRefFormatError,
+                     match=r"u.fasta:2: sequence data before the first '>'"):
+    list(uniref.read_fasta(str(path)))
