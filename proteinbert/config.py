@@ -56,6 +56,11 @@ def get_model_config() -> ml_collections.ConfigDict:
   # Annotation input; False feeds the global track a zero vector (through the
   # input dense layer's bias only).
   config.annotation_input = True
+  # Sequence mixer of the local track: 'conv' is the paper's narrow and wide
+  # convolutions; 'self_attention' puts standard multi-head self-attention
+  # with rotary positions in their place (num_heads heads of key_size, value
+  # size local_dim / num_heads), a reference whose cost is quadratic in L.
+  config.local_mixer = 'conv'
   # jmp policy: 'params=float32,compute=bfloat16,output=float32' for
   # accelerators. LayerNorm and softmax always run in float32.
   config.precision = 'params=float32,compute=float32,output=float32'

@@ -67,22 +67,34 @@ class GlobalAttention(hk.Module):
     wv = hk.get_parameter('value_w', [h, channels, v], dtype,
                           init=layers.glorot_uniform)
 
-    query = jnp.tanh(jnp.einsum('bg,hgk->bhk', global_, wq))
-    keys = jnp.tanh(jnp.einsum('blc,hck->blhk', local, wk))
+    # Every product is a rank-2 or batched rank-3 matmul over row-major
+    # operands: XLA:CPU turns the 4-D einsums ('blc,hck->blhk', ...) and their
+    # gradients into transposing copies that cost more than the products.
+    heads_last = lambda w: jnp.moveaxis(w, 0, 1).reshape(w.shape[1], -1)
+    query = jnp.tanh(global_ @ heads_last(wq)).reshape(batch, h, k)
+    flat_local = local.reshape(batch * length, channels)
+    keys = jnp.tanh(flat_local @ heads_last(wk)).reshape(batch, length, h * k)
     # The original hard-codes the exact GELU here, whatever the activation.
-    values = jax.nn.gelu(jnp.einsum('blc,hcv->blhv', local, wv),
-                         approximate=False)
+    values = layers.gelu(flat_local @ heads_last(wv))
+    values = values.reshape(batch, length, h * v)
 
+    # Head i's query, zero outside head i's key channels: one batched matmul
+    # with the [B, L, H * K] keys gives every head's logits.
+    query_per_head = (query[:, :, None, :] * jnp.eye(h, dtype=dtype)[:, :, None]
+                      ).reshape(batch, h, h * k)
+    logits = jnp.einsum('bhj,blj->bhl', query_per_head, keys)
     # Softmax in float32 whatever the compute dtype: long sequences sum many
     # small weights.
-    logits = jnp.einsum('bhk,blhk->bhl', query, keys).astype(jnp.float32)
-    logits = logits / math.sqrt(k)
+    logits = logits.astype(jnp.float32) / math.sqrt(k)
     if mask is not None:
       chex.assert_shape(mask, (batch, length))
       logits = jnp.where(mask[:, None, :], logits, jnp.finfo(jnp.float32).min)
     weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
 
-    out = jnp.einsum('bhl,blhv->bhv', weights, values)
+    # Every head's weights over every head's values, then each head's own
+    # block: H times the (small) product, but no transposed copy of values.
+    all_heads = jnp.einsum('bhl,blj->bhj', weights, values)
+    out = jnp.einsum('bhhv->bhv', all_heads.reshape(batch, h, h, v))
     chex.assert_shape(out, (batch, h, v))
     return out.reshape(batch, h * v)
 

@@ -9,6 +9,9 @@ Parameter paths (stable; weight conversion is a fixed table over them):
   protein_bert/block_{i}/local/global_to_local  w [G, C], b [C]
   protein_bert/block_{i}/local/narrow_conv      w [kernel, C, C], b [C]
   protein_bert/block_{i}/local/wide_conv        w [kernel, C, C], b [C]
+  protein_bert/block_{i}/local/self_attention/{query,key}  w [C, H * K],
+                                                b [H * K]
+  protein_bert/block_{i}/local/self_attention/{value,output}  w [C, C], b [C]
   protein_bert/block_{i}/local/conv_norm        scale [C], offset [C]
   protein_bert/block_{i}/local/dense            w [C, C], b [C]
   protein_bert/block_{i}/local/dense_norm       scale [C], offset [C]
@@ -21,10 +24,11 @@ Parameter paths (stable; weight conversion is a fixed table over them):
   protein_bert/token_head                       w [C, V], b [V]
   protein_bert/annotation_head                  w [G, A], b [A]
 with i = 1..num_blocks. An ablation that removes a layer removes its entry and
-moves nothing else.
+moves nothing else. The self_attention entries exist only with
+local_mixer='self_attention', which has no narrow_conv or wide_conv.
 """
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple
 
 import chex
 import haiku as hk
@@ -76,6 +80,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         f'got {config.conv_kernel_size}.')
   layers.get_activation(config.activation)
   precision.get_policy(config.precision)
+  local_track.validate_config(config)
 
 
 class ProteinBertBlock(hk.Module):
@@ -206,8 +211,7 @@ def num_params(params: hk.Params) -> int:
 
 
 def init_params(config: ml_collections.ConfigDict, rng: jax.Array,
-                seq_len: int = 16,
-                batch_size: Optional[int] = 1) -> hk.Params:
+                seq_len: int = 16, batch_size: int = 1) -> hk.Params:
   """Fresh parameters; they do not depend on seq_len or batch_size."""
   tokens = jnp.full((batch_size, seq_len), tokenization.PAD, jnp.int32)
   annotations = jnp.zeros((batch_size, config.num_annotations), jnp.float32)

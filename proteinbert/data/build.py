@@ -896,10 +896,6 @@ def build_dataset(uniref_xml: str,
                         propagate=propagate, test_fraction=test_fraction,
                         seed=seed, compat=compat, layout=layout)))
       summary.output_bytes = os.path.getsize(tmp)
-      # The temporary file was created private; the dataset is for sharing.
-      umask = os.umask(0)
-      os.umask(umask)
-      os.chmod(tmp, 0o666 & ~umask)
   logging.info('Built %s:\n%s', output, summary.report())
   return summary
 
