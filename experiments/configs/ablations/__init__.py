@@ -1,0 +1,1 @@
+"""One config file per ablation variant; `baseline.py` is the reference."""

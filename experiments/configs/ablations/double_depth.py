@@ -1,0 +1,9 @@
+"""Twice as many blocks."""
+
+from experiments.configs.ablations import baseline
+
+
+def get_config(preset: str = 'demo'):
+  config = baseline.get_config(preset)
+  config.model.num_blocks *= 2
+  return config
