@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     'test': [
+        'matplotlib>=3.7',
         'pytest>=7',
         'scikit-learn>=1.2',
         'scipy>=1.10',
