@@ -11,6 +11,8 @@ INSTALL_REQUIRES = [
     'jax>=0.4.35,<0.11',
     'jaxlib>=0.4.35,<0.11',
     'jmp>=0.0.4,<0.1',
+    # Plots of the ablation runner and the length-scaling benchmark.
+    'matplotlib>=3.7',
     'ml_collections>=0.1.1,<2',
     'numpy>=1.24,<3',
     'optax>=0.2.4,<0.3',
@@ -19,7 +21,6 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     'test': [
-        'matplotlib>=3.7',
         'pytest>=7',
         'scikit-learn>=1.2',
         'scipy>=1.10',
@@ -30,7 +31,6 @@ EXTRAS_REQUIRE = {
     # Plots (ablation runner, notebook) and running the notebook.
     'notebook': [
         'ipykernel',
-        'matplotlib>=3.7',
         'nbclient',
     ],
     'parity': [
