@@ -25,14 +25,14 @@ EXTRAS_REQUIRE = {
         'scikit-learn>=1.2',
         'scipy>=1.10',
     ],
-    # Parity with the original Keras package. The original's own wheel is
-    # fetched separately with `pip download --no-deps protein-bert==1.0.1`
-    # (it installs a top-level `proteinbert` package that would shadow ours).
-    # Plots (ablation runner, notebook) and running the notebook.
+    # Running experiments/notebooks/ headless.
     'notebook': [
         'ipykernel',
         'nbclient',
     ],
+    # Parity with the original Keras package. The original's own wheel is
+    # fetched separately with `pip download --no-deps protein-bert==1.0.1`
+    # (it installs a top-level `proteinbert` package that would shadow ours).
     'parity': [
         'tensorflow-cpu>=2.15',
         'tf-keras>=2.15',
