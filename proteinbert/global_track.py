@@ -67,22 +67,19 @@ class GlobalAttention(hk.Module):
     wv = hk.get_parameter('value_w', [h, channels, v], dtype,
                           init=layers.glorot_uniform)
 
-    # Every product is a rank-2 or batched rank-3 matmul over row-major
-    # operands: XLA:CPU turns the 4-D einsums ('blc,hck->blhk', ...) and their
-    # gradients into transposing copies that cost more than the products.
+    # Projections as rank-2 products, logits as a batched rank-3 one over the
+    # head-major keys: XLA:CPU turns 4-D einsums such as 'blc,hck->blhk', and
+    # above all their gradients, into transposing copies that cost more than
+    # the products (`layers.attend` keeps one, for parity).
     heads_last = lambda w: jnp.moveaxis(w, 0, 1).reshape(w.shape[1], -1)
     query = jnp.tanh(global_ @ heads_last(wq)).reshape(batch, h, k)
     flat_local = local.reshape(batch * length, channels)
     keys = jnp.tanh(flat_local @ heads_last(wk)).reshape(batch, length, h * k)
     # The original hard-codes the exact GELU here, whatever the activation.
-    values = layers.gelu(flat_local @ heads_last(wv))
-    values = values.reshape(batch, length, h * v)
+    values = jax.nn.gelu(flat_local @ heads_last(wv), approximate=False)
 
-    # Head i's query, zero outside head i's key channels: one batched matmul
-    # with the [B, L, H * K] keys gives every head's logits.
-    query_per_head = (query[:, :, None, :] * jnp.eye(h, dtype=dtype)[:, :, None]
-                      ).reshape(batch, h, h * k)
-    logits = jnp.einsum('bhj,blj->bhl', query_per_head, keys)
+    logits = jnp.einsum('bhj,blj->bhl', layers.heads_block_diagonal(query),
+                        keys)
     # Softmax in float32 whatever the compute dtype: long sequences sum many
     # small weights.
     logits = logits.astype(jnp.float32) / math.sqrt(k)
@@ -91,10 +88,7 @@ class GlobalAttention(hk.Module):
       logits = jnp.where(mask[:, None, :], logits, jnp.finfo(jnp.float32).min)
     weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
 
-    # Every head's weights over every head's values, then each head's own
-    # block: H times the (small) product, but no transposed copy of values.
-    all_heads = jnp.einsum('bhl,blj->bhj', weights, values)
-    out = jnp.einsum('bhhv->bhv', all_heads.reshape(batch, h, h, v))
+    out = layers.attend(weights, values.reshape(batch, length, h, v))
     chex.assert_shape(out, (batch, h, v))
     return out.reshape(batch, h * v)
 

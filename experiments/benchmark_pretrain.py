@@ -1,0 +1,449 @@
+r"""Pretraining speed: our training step and inference against the original.
+
+  python -m experiments.benchmark_pretrain
+  python -m experiments.benchmark_pretrain --nokeras --episodes=512:64
+  python -m experiments.benchmark_pretrain --device_independent
+
+Per episode (seq_len:batch) it times the jitted update step of the pretraining
+loop (`training.update` with LAMB + plateau, state donated) on one synthetic
+batch from the real batch pipeline, and reports samples/s, tokens/s (padded
+positions included), XLA cost-analysis FLOPs and model FLOP utilisation: FLOPs
+per step / step time / this machine's matmul rate, measured with a large
+matmul in the compute dtype next to every timing. Inference is
+`PretrainedModel.predict` (probabilities only) at --seq_len x --batch_size.
+
+On CPU with --keras the original Keras model (protein-bert 1.0.1 executed from
+its wheel; tf-keras with TF_USE_LEGACY_KERAS=1, the published size, the
+original's compile: sparse CE on tokens + BCE on annotations with sample
+weights) trains on the same batch with Adam (tf-keras has no LAMB) and runs
+`model.predict` on the same sequences. It lives in a subprocess that waits
+while we run, and the two alternate (J K J K ...); the table compares medians.
+
+XLA:CPU allocates a fresh temporary arena for every step (~2 GB at 512 x 32)
+and glibc serves it with mmap, so every step page-faults it in again (a third
+of the CPU time). This binary therefore re-executes itself with
+GLIBC_TUNABLES that keep freed memory in the heap (--malloc_tunables); the
+Keras subprocess runs with the environment we were started with.
+--device_independent prints only what does not need timing: FLOPs per sample,
+XLA memory per step and the parameter count.
+"""
+
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable
+import zipfile
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from experiments import benchmark_data_loader
+from proteinbert import config as config_lib
+from proteinbert import inference
+from proteinbert import model as model_lib
+from proteinbert.data import batch as batch_lib
+from proteinbert.training import optimizer as optimizer_lib
+from proteinbert.training import state as state_lib
+from proteinbert.training import update as update_lib
+
+_EPISODES = flags.DEFINE_list(
+    'episodes', ['128:128', '512:64', '1024:32'],
+    'seq_len:batch_size pairs timed for training throughput (the default '
+    'pretraining episodes).')
+_SEQ_LEN = flags.DEFINE_integer(
+    'seq_len', 512, 'Sequence length of the head-to-head with Keras and of '
+    'inference.')
+_BATCH_SIZE = flags.DEFINE_integer(
+    'batch_size', 32, 'Batch size of the head-to-head and of inference.')
+_STEPS = flags.DEFINE_integer(
+    'steps', 5, 'Training steps (or inference batches) per timing.')
+_ROUNDS = flags.DEFINE_integer(
+    'rounds', 3, 'Timings per figure; ours and Keras alternate round by '
+    'round and the table reports medians.')
+_KERAS = flags.DEFINE_bool(
+    'keras', True, 'Also time the original Keras model (CPU only).')
+_PRECISION = flags.DEFINE_string(
+    'precision', '', 'jmp policy; empty: float32 on CPU, bfloat16 compute on '
+    'accelerators.')
+_DEVICE_INDEPENDENT = flags.DEFINE_bool(
+    'device_independent', False,
+    'Print only FLOPs, XLA memory and parameter counts; time nothing.')
+_MALLOC_TUNABLES = flags.DEFINE_bool(
+    'malloc_tunables', True,
+    'Re-execute with GLIBC_TUNABLES that stop per-step page faults (Linux).')
+_WORKER = flags.DEFINE_enum(
+    'worker', '', ['', 'keras'],
+    'Internal: serve Keras timings on stdin/stdout for the parent process.')
+_ORIGINAL_WHEEL = flags.DEFINE_string(
+    'original_wheel', '.cache/original/protein_bert-1.0.1-py3-none-any.whl',
+    'The original package\'s wheel (`pip download --no-deps --dest '
+    '.cache/original protein-bert==1.0.1`); it is read, never installed.')
+
+# Keeps freed memory (XLA's per-step arena included) in one heap instead of
+# returning it to the kernel; documented glibc tunables, safe for any process.
+_GLIBC_TUNABLES = ('glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:'
+                   'glibc.malloc.trim_threshold=1099511627776')
+# Where the re-executed process finds the GLIBC_TUNABLES it was started with.
+_ORIGINAL_TUNABLES = 'PROTEINBERT_BENCHMARK_ORIGINAL_GLIBC_TUNABLES'
+_SEED = 0
+
+
+def _reexec_with_malloc_tunables() -> None:
+  """Restarts this binary under _GLIBC_TUNABLES unless already there."""
+  if (not _MALLOC_TUNABLES.value or not sys.platform.startswith('linux')
+      or os.environ.get('GLIBC_TUNABLES') == _GLIBC_TUNABLES):
+    return
+  env = dict(os.environ, GLIBC_TUNABLES=_GLIBC_TUNABLES)
+  env[_ORIGINAL_TUNABLES] = os.environ.get('GLIBC_TUNABLES', '')
+  os.execve(sys.executable,
+            [sys.executable, '-m', __spec__.name] + sys.argv[1:], env)
+
+
+def _original_env() -> dict:
+  """The environment this binary was started with, before re-execution."""
+  env = dict(os.environ)
+  original = env.pop(_ORIGINAL_TUNABLES, None)
+  if original is not None:
+    env.pop('GLIBC_TUNABLES')
+    if original:
+      env['GLIBC_TUNABLES'] = original
+  return env
+
+
+def synthetic_batch(seq_len: int, batch_size: int,
+                    num_annotations: int) -> batch_lib.Batch:
+  """One pretraining batch of UniRef-like proteins, the same in every process.
+
+  Args:
+    seq_len: L.
+    batch_size: B.
+    num_annotations: A.
+
+  Returns:
+    A numpy `Batch` from the real pipeline (crop, tokenize, corrupt, weigh).
+  """
+  dataset = benchmark_data_loader.synthetic_dataset(batch_size,
+                                                    num_annotations, _SEED)
+  return batch_lib.make_batch(dataset.read(0, batch_size), seq_len,
+                              num_annotations, config_lib.get_data_config(),
+                              np.random.default_rng(_SEED))
+
+
+def _peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _median(values) -> float:
+  return float(np.median(values))
+
+
+def _seconds_each(run: Callable[[], object], count: int) -> float:
+  """Wall seconds of one `run()`, divided by the `count` items it does."""
+  start = time.perf_counter()
+  jax.block_until_ready(run())
+  return (time.perf_counter() - start) / count
+
+
+class MatmulRate:
+  """The machine's matmul throughput in FLOP/s, in one dtype."""
+
+  def __init__(self, dtype, size: int):
+    keys = jax.random.split(jax.random.PRNGKey(_SEED))
+    self._a, self._b = (jax.random.normal(k, (size, size), dtype)
+                        for k in keys)
+    self._matmul = jax.jit(jnp.matmul)
+    self._flops = 2 * size**3
+    jax.block_until_ready(self._matmul(self._a, self._b))
+
+  def measure(self, repeats: int = 3) -> float:
+    """Best of `repeats` products: the rate the machine offers right now."""
+    best = np.inf
+    for _ in range(repeats):
+      start = time.perf_counter()
+      jax.block_until_ready(self._matmul(self._a, self._b))
+      best = min(best, time.perf_counter() - start)
+    return self._flops / best
+
+
+class JaxTrainer:
+  """The jitted pretraining update step on one fixed batch."""
+
+  def __init__(self, config: ml_collections.ConfigDict, seq_len: int,
+               batch_size: int):
+    optimizer = optimizer_lib.make_optimizer(config.train,
+                                             config.data.batches_per_epoch)
+    self._state = state_lib.init_state(config.model, config.train, optimizer,
+                                       config.train.seed)
+    self._batch = jax.device_put(synthetic_batch(
+        seq_len, batch_size, config.model.num_annotations))
+    self._update = jax.jit(
+        update_lib.make_update_fn(config.model, config.train, optimizer),
+        donate_argnums=0).lower(self._state, self._batch).compile()
+    self.flops = float(self._update.cost_analysis()['flops'])
+    memory = self._update.memory_analysis()
+    self.xla_bytes = (memory.temp_size_in_bytes
+                      + memory.argument_size_in_bytes
+                      + memory.output_size_in_bytes
+                      - memory.alias_size_in_bytes)
+
+  def _steps(self, steps: int):
+    for _ in range(steps):
+      self._state, metrics = self._update(self._state, self._batch)
+    return metrics
+
+  def time_steps(self, steps: int) -> float:
+    """Seconds per step over `steps` steps."""
+    return _seconds_each(lambda: self._steps(steps), steps)
+
+
+class JaxPredictor:
+  """`PretrainedModel.predict` on fixed sequences, probabilities only."""
+
+  def __init__(self, config: ml_collections.ConfigDict, seq_len: int,
+               batch_size: int, batches: int):
+    params = model_lib.init_params(config.model, jax.random.PRNGKey(_SEED))
+    self._model = inference.PretrainedModel(params, config.model)
+    batch = synthetic_batch(seq_len, batch_size, config.model.num_annotations)
+    self._tokens = np.tile(batch.targets, (batches, 1))
+    self._annotations = np.tile(batch.annotation_targets, (batches, 1))
+    self._batch_size = batch_size
+
+  def time_sequences(self) -> float:
+    """Seconds per sequence (the first call also compiles)."""
+    return _seconds_each(
+        lambda: self._model.predict(self._tokens, self._annotations,
+                                    batch_size=self._batch_size,
+                                    with_hidden=False).token_probs,
+        len(self._tokens))
+
+
+def _load_original_model_module(wheel: str):
+  """The original's `conv_and_global_attention_model`, run from its wheel.
+
+  Installing the wheel would shadow our `proteinbert` package, so only this
+  one module is executed (it imports nothing else from the package).
+  """
+  with zipfile.ZipFile(wheel) as archive:
+    source = archive.read('proteinbert/conv_and_global_attention_model.py')
+  path = os.path.join(tempfile.mkdtemp(), 'original_model.py')
+  with open(path, 'wb') as f:
+    f.write(source)
+  spec = importlib.util.spec_from_file_location('original_model', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _serve_keras() -> None:
+  """Worker: builds the Keras model, then times on request.
+
+  Reads 'train' / 'predict' / 'quit' lines on stdin and answers each with a
+  JSON line {"result": ...} on stdout: seconds per step, seconds per
+  sequence, or (on quit) the worker's peak RSS in MiB.
+  """
+  os.environ.update(TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='2')
+  from tensorflow import keras  # pylint: disable=g-import-not-at-top
+  seq_len, batch_size, steps = _SEQ_LEN.value, _BATCH_SIZE.value, _STEPS.value
+  model_config = config_lib.get_model_config()
+  original = _load_original_model_module(_ORIGINAL_WHEEL.value)
+  model = original.create_model(seq_len, model_config.vocab_size,
+                                model_config.num_annotations)
+  # The original's ModelGenerator.create_model compile, with Adam for LAMB.
+  model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-4),
+                loss=['sparse_categorical_crossentropy',
+                      'binary_crossentropy'], loss_weights=[1, 1])
+  b = synthetic_batch(seq_len, batch_size, model_config.num_annotations)
+  predict_inputs = [np.tile(b.targets, (steps, 1)),
+                    np.tile(b.annotation_targets, (steps, 1))]
+
+  def train():
+    for _ in range(steps):
+      loss = model.train_on_batch(
+          [b.tokens, b.annotations], [b.targets, b.annotation_targets],
+          sample_weight=[b.token_weights, b.annotation_weights])
+    return loss
+
+  answers = {
+      'train': lambda: _seconds_each(train, steps),
+      'predict': lambda: _seconds_each(
+          lambda: model.predict(predict_inputs, batch_size=batch_size,
+                                verbose=0)[0], len(predict_inputs[0])),
+      'quit': _peak_rss_mib,
+  }
+  answers['train'](), answers['predict']()  # Warm-up: builds tf.functions.
+  print(json.dumps({'result': 'ready'}), flush=True)
+  for line in sys.stdin:
+    command = line.strip()
+    print(json.dumps({'result': answers[command]()}), flush=True)
+    if command == 'quit':
+      return
+
+
+class KerasWorker:
+  """The parent's handle on the Keras subprocess (see `_serve_keras`)."""
+
+  def __init__(self):
+    self._process = subprocess.Popen(
+        [sys.executable, '-m', __spec__.name, '--worker=keras',
+         f'--seq_len={_SEQ_LEN.value}', f'--batch_size={_BATCH_SIZE.value}',
+         f'--steps={_STEPS.value}', f'--original_wheel={_ORIGINAL_WHEEL.value}',
+         '--nomalloc_tunables'],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=_original_env())
+    self._read()
+
+  def _read(self):
+    line = self._process.stdout.readline()
+    if not line:
+      raise RuntimeError('The Keras worker died; run it alone with '
+                         '--worker=keras to see why.')
+    return json.loads(line)['result']
+
+  def ask(self, command: str) -> float:
+    """'train', 'predict' or 'quit' -> the worker's answer."""
+    self._process.stdin.write(command + '\n')
+    self._process.stdin.flush()
+    return self._read()
+
+
+def _config(precision: str) -> ml_collections.ConfigDict:
+  config = config_lib.get_config()
+  with config.unlocked():
+    config.model.precision = precision
+  return config
+
+
+def _default_precision() -> str:
+  if jax.default_backend() == 'cpu':
+    return 'params=float32,compute=float32,output=float32'
+  return 'params=float32,compute=bfloat16,output=float32'
+
+
+def _parse_episodes() -> list[tuple[int, int]]:
+  return [tuple(int(v) for v in e.split(':')) for e in _EPISODES.value]
+
+
+def _device_independent(precision: str) -> None:
+  """Prints FLOPs, XLA memory and parameters of every episode's step."""
+  print(f'{"episode":>10} {"GFLOP/step":>11} {"GFLOP/sample":>13} '
+        f'{"XLA MiB":>9}')
+  config = _config(precision)
+  for seq_len, batch_size in _parse_episodes():
+    trainer = JaxTrainer(config, seq_len, batch_size)
+    print(f'{seq_len:>5}x{batch_size:<4} {trainer.flops / 1e9:11.1f} '
+          f'{trainer.flops / batch_size / 1e9:13.3f} '
+          f'{trainer.xla_bytes / 2**20:9.0f}')
+  shapes = jax.eval_shape(lambda: model_lib.init_params(
+      config_lib.get_model_config(), jax.random.PRNGKey(0)))
+  print(f'parameters: {model_lib.num_params(shapes):,}')
+
+
+def _rounds(measures: dict[str, Callable[[], float]]) -> dict[str, list]:
+  """Runs every measure once per round, in order; their results by name."""
+  results = {name: [] for name in measures}
+  for i in range(_ROUNDS.value):
+    for name, measure in measures.items():
+      results[name].append(measure())
+    logging.info('round %d: %s', i, {k: v[-1] for k, v in results.items()})
+  return results
+
+
+def _print_episodes(episodes: dict) -> None:
+  print(f'{"episode":>10} {"samples/s":>10} {"tokens/s":>9} {"ms/step":>8} '
+        f'{"GFLOP/sample":>13} {"MFU":>6} {"XLA MiB":>8}')
+  for (seq_len, batch_size), (trainer, figures) in episodes.items():
+    step = _median(figures['train'])
+    mfu = trainer.flops / step / _median(figures['rate'])
+    print(f'{seq_len:>5}x{batch_size:<4} {batch_size / step:10.1f} '
+          f'{batch_size * seq_len / step:9.0f} {step * 1e3:8.0f} '
+          f'{trainer.flops / batch_size / 1e9:13.3f} {mfu:6.1%} '
+          f'{trainer.xla_bytes / 2**20:8.0f}')
+
+
+def _print_duel(figures: dict, ours_rss: float, theirs_rss: float) -> None:
+  batch_size = _BATCH_SIZE.value
+  print(f'\nat {_SEQ_LEN.value}x{batch_size}, medians of {_ROUNDS.value} '
+        f'rounds of {_STEPS.value} steps / {_STEPS.value * batch_size} '
+        'sequences:')
+  print(f'{"":24} {"JAX":>9} {"Keras":>9} {"ratio":>6}')
+  nan = [float('nan')]
+  rows = (
+      ('train samples/s', batch_size / _median(figures['train']),
+       batch_size / _median(figures.get('keras_train', nan))),
+      ('inference sequences/s', 1 / _median(figures['predict']),
+       1 / _median(figures.get('keras_predict', nan))),
+      ('peak RSS MiB', ours_rss, theirs_rss))
+  for label, ours, theirs in rows:
+    print(f'{label:24} {ours:9.1f} {theirs:9.1f} {ours / theirs:6.2f}')
+  print('per round (s/step, s/sequence): ' + json.dumps(
+      {k: [round(x, 5) for x in v] for k, v in figures.items()
+       if k != 'rate'}))
+
+
+def main(argv):
+  del argv
+  if _WORKER.value == 'keras':
+    _serve_keras()
+    return
+  _reexec_with_malloc_tunables()
+  precision = _PRECISION.value or _default_precision()
+  if _DEVICE_INDEPENDENT.value:
+    _device_independent(precision)
+    return
+  on_cpu = jax.default_backend() == 'cpu'
+  rate = MatmulRate(jnp.float32 if on_cpu else jnp.bfloat16,
+                    2048 if on_cpu else 8192)
+  keras = KerasWorker() if _KERAS.value and on_cpu else None
+  config = _config(precision)
+
+  # Head to head at --seq_len x --batch_size: ours and Keras alternate.
+  duel = (_SEQ_LEN.value, _BATCH_SIZE.value)
+  trainer = JaxTrainer(config, *duel)
+  predictor = JaxPredictor(config, *duel, batches=_STEPS.value)
+  trainer.time_steps(1), predictor.time_sequences()  # Compile and warm up.
+  measures = {'rate': rate.measure,
+              'train': lambda: trainer.time_steps(_STEPS.value),
+              'predict': predictor.time_sequences}
+  if keras:
+    measures.update(keras_train=lambda: keras.ask('train'),
+                    keras_predict=lambda: keras.ask('predict'))
+  episodes = {duel: (trainer, _rounds(measures))}
+  ours_rss = _peak_rss_mib()
+  theirs_rss = keras.ask('quit') if keras else float('nan')
+
+  for episode in _parse_episodes():
+    if episode not in episodes:
+      trainer = JaxTrainer(config, *episode)
+      trainer.time_steps(1)
+      episodes[episode] = (trainer, _rounds({
+          'rate': rate.measure,
+          'train': lambda t=trainer: t.time_steps(_STEPS.value)}))
+
+  print(f'\n{time.strftime("%Y-%m-%d %H:%M")}  python -m {__spec__.name} '
+        + ' '.join(sys.argv[1:]))
+  print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}), '
+        f'precision: {precision}, GLIBC_TUNABLES='
+        f'{os.environ.get("GLIBC_TUNABLES", "")!r}')
+  rates = [r for _, figures in episodes.values() for r in figures['rate']]
+  print(f'matmul rate, median of all rounds: {_median(rates) / 1e9:.0f} '
+        'GFLOP/s\n')
+  _print_episodes(episodes)
+  _print_duel(episodes[duel][1], ours_rss, theirs_rss)
+  if not on_cpu:
+    stats = jax.devices()[0].memory_stats() or {}
+    print(f'device peak memory: '
+          f'{stats.get("peak_bytes_in_use", float("nan")) / 2**20:.0f} MiB')
+
+
+if __name__ == '__main__':
+  app.run(main)
