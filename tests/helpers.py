@@ -37,6 +37,13 @@ def write_tiny_dataset(path: str, num_proteins: int = 120,
           np.int64),
       annotation_indices=np.concatenate(indices).astype(np.int32),
       is_test=np.arange(num_proteins) % 5 == 0)
+  return write_proteins(path, proteins, num_annotations)
+
+
+def write_proteins(path: str, proteins: chunk_lib.ProteinChunk,
+                   num_annotations: int) -> str:
+  """Writes `proteins` as a sparse-layout dataset with made-up IDs."""
+  num_proteins = len(proteins)
   ids = np.array([f'GO:{i:07d}' for i in range(num_annotations)])
   vocabulary = dataset_lib.Vocabulary(
       ids=ids, names=ids, namespaces=np.array(['molecular_function'] *

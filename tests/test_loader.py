@@ -11,6 +11,7 @@ from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import in_memory
 from proteinbert.data import loader as loader_lib
+from tests import helpers
 
 NUM_PROTEINS = 400
 NUM_ANNOTATIONS = 20
@@ -228,18 +229,8 @@ def test_wall_clock_rule_reselects_after_the_time_is_up():
 def test_hdf5_dataset_gives_the_same_batches(tmp_path):
   memory = _dataset()
   proteins = memory.read(0, NUM_PROTEINS)
-  vocabulary = dataset_lib.Vocabulary(
-      ids=np.array([f'GO:{i:07d}' for i in range(NUM_ANNOTATIONS)]),
-      names=np.full(NUM_ANNOTATIONS, ''),
-      namespaces=np.full(NUM_ANNOTATIONS, ''),
-      counts=np.full(NUM_ANNOTATIONS, -1))
-  path = str(tmp_path / 'tiny.h5')
-  writer = dataset_lib.create_writer(path, 'sparse', vocabulary)
-  writer.append(dataset_lib.Records(
-      proteins, protein_ids=[f'P{i}' for i in range(NUM_PROTEINS)],
-      entry_ids=[f'UniRef90_P{i}' for i in range(NUM_PROTEINS)],
-      taxonomy_ids=np.full(NUM_PROTEINS, -1, np.int32)))
-  writer.close({})
+  path = helpers.write_proteins(str(tmp_path / 'tiny.h5'), proteins,
+                                NUM_ANNOTATIONS)
 
   reference = _take(loader_lib.PretrainingLoader(memory, _config()), 30)
   with dataset_lib.open_dataset(path) as stored:
