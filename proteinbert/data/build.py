@@ -64,7 +64,7 @@ import sys
 import tempfile
 import time
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
-                    Optional, Tuple)
+                    Optional, Sequence, Tuple)
 
 from absl import logging
 import numpy as np
@@ -293,7 +293,7 @@ def _check_test_ids(path: str, ids: Dict[str, int], matched: set) -> int:
 
 
 class _Annotator:
-  """An entry's GO IDs -> sorted term indices, counting how each resolved."""
+  """Entries' GO IDs -> sorted term indices, counting how each resolved."""
 
   def __init__(self, ontology: ontology_lib.Ontology, propagate: bool,
                compat: bool):
@@ -309,23 +309,46 @@ class _Annotator:
       self._lookup = {go_id: (how.value, found) for go_id, (how, found)
                       in ontology.resolutions().items()}
 
-  def __call__(self, go_ids: Iterable[str], references: collections.Counter,
-               unknown: collections.Counter) -> np.ndarray:
-    if not go_ids:
-      return _NO_TERMS
-    terms = set()
-    for go_id in go_ids:
-      how, found = self._lookup.get(go_id, _UNKNOWN)
-      references[how] += 1
-      if how is _UNKNOWN[0]:
-        unknown[go_id] += 1
-      terms.update(found)
+  def __call__(self, go_ids: Sequence[Tuple[str, ...]],
+               references: collections.Counter,
+               unknown: collections.Counter) -> Tuple[List[int], np.ndarray]:
+    """Annotates a block of entries at once.
+
+    Args:
+      go_ids: N entries' GO IDs.
+      references: counts how GO references resolved; updated.
+      unknown: counts references to IDs the ontology lacks; updated.
+
+    Returns:
+      (offsets, indices): entry i's term indices, sorted and without
+      repeats, are int32 indices[offsets[i]:offsets[i + 1]]; offsets is a
+      list of N + 1 ints (cheap to index from Python).
+    """
+    lookup = self._lookup.get
+    rows, terms, hows = [], [], []
+    for row, ids in enumerate(go_ids):
+      for go_id in ids:
+        how, found = lookup(go_id, _UNKNOWN)
+        hows.append(how)
+        if found:
+          terms += found
+          rows += [row] * len(found)
+        elif how is _UNKNOWN[0]:
+          unknown[go_id] += 1
+    references.update(hows)
+    rows, terms = np.array(rows, np.int64), np.array(terms, np.int64)
     if self._propagate:
-      return self._ontology.closure(terms)
-    return np.array(sorted(terms), np.int32)
+      rows, terms = self._ontology.closure_pairs(rows, terms)
+    # One sort orders each entry's terms and finds its repeats (10x faster
+    # than np.unique, which hashes first).
+    num_terms = len(self._ontology)
+    keys = np.sort(rows * num_terms + terms)
+    keys = keys[np.diff(keys, prepend=-1) != 0]
+    counts = np.bincount(keys // num_terms, minlength=len(go_ids))
+    return ([0] + np.cumsum(counts).tolist(),
+            (keys % num_terms).astype(np.int32))
 
 
-_NO_TERMS = np.zeros(0, np.int32)
 _UNKNOWN = (ontology_lib.Resolution.UNKNOWN.value, ())
 
 
@@ -428,16 +451,18 @@ class _BlockProcessor:
     """Processes the `index`-th block, given as (index, block)."""
     index, block = numbered
     built = _BlockBuilder()
-    pending, counted, dropped, matched = [], [], [], set()
+    pending, dropped, matched = [], [], set()
     references, unknown = collections.Counter(), collections.Counter()
     entries = uniref.parse_block(block)
-    for source, entry in enumerate(entries, start=index << _SOURCE_BITS):
-      terms = self._annotate(entry.go_ids, references, unknown)
+    offsets, annotations = self._annotate([e.go_ids for e in entries],
+                                          references, unknown)
+    for i, entry in enumerate(entries):
+      terms = annotations[offsets[i]:offsets[i + 1]]
+      source = (index << _SOURCE_BITS) + i
       hits = ([n for n in self._test_names(entry) if n in self._test_ids]
               if self._test_ids else [])
       matched.update(hits)
       if self._compat:
-        counted.append(terms)
         # The original joined to the FASTA on 'UniRef90_' + the name's prefix.
         if 'UniRef90_' + entry.protein_id.split('_')[0] != entry.entry_id:
           dropped.append(('compat_id_join', entry))
@@ -453,14 +478,15 @@ class _BlockProcessor:
       if seq is None:
         dropped.append((reason, entry))
         continue
-      if not self._compat:
-        counted.append(terms)
       built.add(entry, seq, terms, bool(hits), source)
-    num_staged = len(built.seqs)
+    staged, sources = built.take()
+    # The original counted every entry's terms; we count the kept proteins'
+    # (those waiting for the FASTA once they have a sequence).
+    counted = annotations if self._compat else (
+        staged.proteins.annotation_indices)
     return _BlockResult(
-        _pickle(*built.take()), num_staged, pending, len(entries),
-        np.concatenate([np.zeros(0, np.int32)] + counted), references, unknown,
-        dropped, matched)
+        _pickle(staged, sources), len(staged), pending, len(entries),
+        counted, references, unknown, dropped, matched)
 
 
 # What worker processes run, set when their pool starts.

@@ -15,6 +15,7 @@ parent that is never defined, an `is_a` cycle, an ID defined twice) is an
 """
 
 import enum
+import itertools
 from typing import (Dict, Iterable, List, Mapping, NamedTuple, Optional,
                     Sequence, Tuple)
 
@@ -169,7 +170,10 @@ class Ontology:
     self._check_targets('is_a', 'parents')
     self._check_targets('replaced_by', 'replaced_by')
     self._resolved = self._resolve_all()
-    self._ancestors = self._ancestor_sets()
+    # CSR: term i's ancestors (itself included), in no order, are
+    # _ancestor_indices[_ancestor_offsets[i]:_ancestor_offsets[i + 1]].
+    self._ancestor_offsets, self._ancestor_indices = _to_csr(
+        self._ancestor_sets())
 
   @classmethod
   def from_obo(cls, path: str) -> 'Ontology':
@@ -267,11 +271,43 @@ class Ontology:
 
   def ancestors(self, index: int) -> frozenset:
     """Term indices of term `index` and all its `is_a` ancestors."""
-    return self._ancestors[index]
+    return frozenset(self._ancestor_indices[
+        self._ancestor_offsets[index]:self._ancestor_offsets[index + 1]
+    ].tolist())
 
   def closure(self, indices: Iterable[int]) -> np.ndarray:
     """int32 [K] sorted indices of `indices` and all their ancestors."""
-    closed = set().union(*(self._ancestors[i] for i in indices))
-    array = np.fromiter(closed, np.int32, len(closed))
-    array.sort()
-    return array
+    indices = np.fromiter(indices, np.int64)
+    _, closed = self.closure_pairs(np.zeros(len(indices), np.int64), indices)
+    return np.unique(closed).astype(np.int32)
+
+  def closure_pairs(self, rows: np.ndarray,
+                    indices: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Each (row, term) pair with the term replaced by its ancestors.
+
+    Vectorised, so the builder closes a block of proteins' terms at once.
+
+    Args:
+      rows: int64 [K] any labels, e.g. the protein carrying each term.
+      indices: int [K] term indices.
+
+    Returns:
+      (rows, indices), int64 [K'] each: (row, a) for every ancestor a of
+      every pair's term (the term included), in input order; a term two
+      pairs of a row share appears twice.
+    """
+    starts = self._ancestor_offsets[indices]
+    counts = self._ancestor_offsets[indices + 1] - starts
+    ends = np.cumsum(counts)
+    within = np.arange(ends[-1] if len(ends) else 0) - np.repeat(
+        ends - counts, counts)
+    return (np.repeat(rows, counts),
+            self._ancestor_indices[np.repeat(starts, counts) + within])
+
+
+def _to_csr(sets: Sequence[frozenset]) -> Tuple[np.ndarray, np.ndarray]:
+  """(int64 [len(sets) + 1] offsets, int64 members of each set)."""
+  sizes = np.fromiter(map(len, sets), np.int64, len(sets))
+  members = np.fromiter(itertools.chain.from_iterable(sets), np.int64,
+                        int(sizes.sum()))
+  return np.concatenate([[0], np.cumsum(sizes)]), members

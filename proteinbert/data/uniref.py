@@ -23,7 +23,10 @@ decompresses and cuts.
 outside `<member>`s (see its docstring). Reading the benchmark's synthetic
 release (80k entries, one member each, uncompressed) took 43k entries per
 CPU-second this way, against 34k for `ElementTree.iterparse` with element
-clearing and 23k for `ElementTree.fromstring` per block (2026-11-21).
+clearing and 23k for `ElementTree.fromstring` per block (2026-11-21). About
+40% of it is expat checking the XML (a parse with no handlers), the rest
+mostly expat building each start tag's attributes and calling Python: byte
+patterns taking the fields after a handler-free expat check were no faster.
 Namespaces are not processed (UniRef uses one default namespace), so tags
 are plain local names.
 
@@ -250,7 +253,10 @@ def parse_block(block: Block) -> List[UniRefEntry]:
   Only start tags drive the parse, as uniref.xsd fixes an entry's order
   (name, properties, representativeMember, members): an element's end
   matters only to tell where a `<member>` stops, and expat calls no Python
-  for ends elsewhere, nor for anything inside members.
+  for ends elsewhere, nor for anything inside members. Each region of an
+  entry has its own start-tag handler, swapped in as the region begins, so
+  a call (about 20 per entry, most of the parse's cost) tests only the tags
+  that matter there.
 
   Raises:
     UniRefFormatError: malformed XML, or an entry without an `id` or without
@@ -260,66 +266,86 @@ def parse_block(block: Block) -> List[UniRefEntry]:
   parser.buffer_text = True
   line_shift = block.first_line - 1
   done = []
-  entry = {}
-  # None at entry level, then 'rep' inside <representativeMember>, 'rep_db'
-  # inside its <dbReference> and 'after' from its <sequence> on.
-  where = None
-  text = []
+  # The entry being read: [entry_id, line, go_ids, protein_id, taxonomy,
+  # sequence text pieces or None]; None before the first.
+  entry = None
+  go_types = GO_PROPERTY_TYPES
 
-  def fail(what):
+  def fail(what, line=None):
     raise _format_error(
-        block.path, entry.get('line', parser.CurrentLineNumber + line_shift),
-        f'entry {entry.get("entry_id", "?")}: {what}')
+        block.path, line or entry[1],
+        f'entry {entry[0] if entry else "?"}: {what}')
 
   def end_sequence():
-    if parser.CharacterDataHandler is not None:
-      parser.CharacterDataHandler = None
-      entry['sequence'] = ''.join(''.join(text).split())
+    parser.CharacterDataHandler = None
 
   def finish_entry():
     end_sequence()
-    if entry:
-      done.append(_entry(entry, fail))
-      entry.clear()
+    entry_id, line, go_ids, protein_id, taxonomy, text = entry
+    if not protein_id:
+      fail('expected <representativeMember><dbReference id="..."> but found '
+           'none')
+    done.append(UniRefEntry(
+        entry_id, protein_id, int(taxonomy) if taxonomy.isdigit() else -1,
+        ''.join(''.join(text).split()) or None if text else None,
+        tuple(dict.fromkeys(go_ids)), line))
 
-  def start(name, attrs):
-    nonlocal where
-    if name == 'property':
-      kind = attrs.get('type')
-      if where is None:
-        if kind in GO_PROPERTY_TYPES:
-          entry['go_ids'].append(attrs.get('value', ''))
-      elif where == 'rep_db' and kind == 'NCBI taxonomy':
-        entry['taxonomy_id'] = attrs.get('value', '')
-    elif name == 'entry':
-      finish_entry()
-      entry.update(line=parser.CurrentLineNumber + line_shift, go_ids=[])
+  def common(name, attrs):
+    """Tags that start a region wherever they appear."""
+    nonlocal entry
+    if name == 'entry':
+      if entry is not None:
+        finish_entry()
+      line = parser.CurrentLineNumber + line_shift
       if 'id' not in attrs:
-        fail('<entry> has no id attribute')
-      entry['entry_id'] = attrs['id']
-      where = None
+        entry = None
+        fail('<entry> has no id attribute', line)
+      entry = [attrs['id'], line, [], None, '', None]
+      parser.StartElementHandler = at_entry
     elif name == 'representativeMember':
-      where = 'rep'
-    elif name == 'dbReference' and where == 'rep':
-      where = 'rep_db'
-      entry['protein_id'] = attrs.get('id')
-    elif name == 'sequence' and where in ('rep', 'rep_db'):
-      # Its text runs to the next start tag (only blanks follow it).
-      where = 'after'
-      text.clear()
-      parser.CharacterDataHandler = text.append
+      parser.StartElementHandler = in_representative
     elif name == 'member':
       end_sequence()
-      where = 'after'
       parser.StartElementHandler = None
       parser.EndElementHandler = member_end
 
+  def at_entry(name, attrs):
+    if name == 'property':
+      if attrs.get('type') in go_types:
+        entry[2].append(attrs.get('value', ''))
+    else:
+      common(name, attrs)
+
+  def in_representative(name, attrs):
+    if name == 'dbReference':
+      entry[3] = attrs.get('id')
+      parser.StartElementHandler = in_representative_db
+    elif name == 'sequence':
+      start_sequence()
+    else:
+      common(name, attrs)
+
+  def in_representative_db(name, attrs):
+    if name == 'property':
+      if attrs.get('type') == 'NCBI taxonomy':
+        entry[4] = attrs.get('value', '')
+    elif name == 'sequence':
+      start_sequence()
+    else:
+      common(name, attrs)
+
+  def start_sequence():
+    # Its text runs to the next start tag (only blanks follow it).
+    entry[5] = text = []
+    parser.CharacterDataHandler = text.append
+    parser.StartElementHandler = common
+
   def member_end(name):
     if name == 'member':
-      parser.StartElementHandler = start
+      parser.StartElementHandler = common
       parser.EndElementHandler = None
 
-  parser.StartElementHandler = start
+  parser.StartElementHandler = common
   try:
     # The wrapper keeps the block one element; it adds no line.
     parser.Parse(b'<block>' + block.data + b'</block>', True)
@@ -327,22 +353,9 @@ def parse_block(block: Block) -> List[UniRefEntry]:
     raise _format_error(block.path, e.lineno + line_shift,
                         f'malformed XML ({expat.ErrorString(e.code)})'
                         ) from None
-  finish_entry()
+  if entry is not None:
+    finish_entry()
   return done
-
-
-def _entry(entry, fail) -> UniRefEntry:
-  if not entry.get('protein_id'):
-    fail('expected <representativeMember><dbReference id="..."> but found '
-         'none')
-  taxonomy = entry.get('taxonomy_id', '')
-  return UniRefEntry(
-      entry_id=entry['entry_id'],
-      protein_id=entry['protein_id'],
-      taxonomy_id=int(taxonomy) if taxonomy.isdigit() else -1,
-      sequence=entry.get('sequence') or None,
-      go_ids=tuple(dict.fromkeys(entry['go_ids'])),
-      line=entry['line'])
 
 
 def read_fasta(path: str) -> Iterator[Tuple[str, str]]:
