@@ -19,11 +19,10 @@ weights) trains on the same batch with Adam (tf-keras has no LAMB) and runs
 `model.predict` on the same sequences. It lives in a subprocess that waits
 while we run, and the two alternate (J K J K ...); the table compares medians.
 
-XLA:CPU allocates a fresh temporary arena for every step (~2 GB at 512 x 32)
-and glibc serves it with mmap, so every step page-faults it in again (a third
-of the CPU time). This binary therefore re-executes itself with
-GLIBC_TUNABLES that keep freed memory in the heap (--malloc_tunables); the
-Keras subprocess runs with the environment we were started with.
+Like experiments.pretrain, this binary re-executes itself under glibc malloc
+tunables that stop XLA:CPU's per-step page faults (`malloc_tunables`,
+--nomalloc_tunables to compare); the Keras subprocess runs with the
+environment we were started with.
 --device_independent prints only what does not need timing: FLOPs per sample,
 XLA memory per step and the parameter count.
 """
@@ -48,6 +47,7 @@ import ml_collections
 import numpy as np
 
 from experiments import benchmark_data_loader
+from experiments import malloc_tunables
 from proteinbert import config as config_lib
 from proteinbert import inference
 from proteinbert import model as model_lib
@@ -78,9 +78,6 @@ _PRECISION = flags.DEFINE_string(
 _DEVICE_INDEPENDENT = flags.DEFINE_bool(
     'device_independent', False,
     'Print only FLOPs, XLA memory and parameter counts; time nothing.')
-_MALLOC_TUNABLES = flags.DEFINE_bool(
-    'malloc_tunables', True,
-    'Re-execute with GLIBC_TUNABLES that stop per-step page faults (Linux).')
 _WORKER = flags.DEFINE_enum(
     'worker', '', ['', 'keras'],
     'Internal: serve Keras timings on stdin/stdout for the parent process.')
@@ -89,35 +86,7 @@ _ORIGINAL_WHEEL = flags.DEFINE_string(
     'The original package\'s wheel (`pip download --no-deps --dest '
     '.cache/original protein-bert==1.0.1`); it is read, never installed.')
 
-# Keeps freed memory (XLA's per-step arena included) in one heap instead of
-# returning it to the kernel; documented glibc tunables, safe for any process.
-_GLIBC_TUNABLES = ('glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:'
-                   'glibc.malloc.trim_threshold=1099511627776')
-# Where the re-executed process finds the GLIBC_TUNABLES it was started with.
-_ORIGINAL_TUNABLES = 'PROTEINBERT_BENCHMARK_ORIGINAL_GLIBC_TUNABLES'
 _SEED = 0
-
-
-def _reexec_with_malloc_tunables() -> None:
-  """Restarts this binary under _GLIBC_TUNABLES unless already there."""
-  if (not _MALLOC_TUNABLES.value or not sys.platform.startswith('linux')
-      or os.environ.get('GLIBC_TUNABLES') == _GLIBC_TUNABLES):
-    return
-  env = dict(os.environ, GLIBC_TUNABLES=_GLIBC_TUNABLES)
-  env[_ORIGINAL_TUNABLES] = os.environ.get('GLIBC_TUNABLES', '')
-  os.execve(sys.executable,
-            [sys.executable, '-m', __spec__.name] + sys.argv[1:], env)
-
-
-def _original_env() -> dict:
-  """The environment this binary was started with, before re-execution."""
-  env = dict(os.environ)
-  original = env.pop(_ORIGINAL_TUNABLES, None)
-  if original is not None:
-    env.pop('GLIBC_TUNABLES')
-    if original:
-      env['GLIBC_TUNABLES'] = original
-  return env
 
 
 def synthetic_batch(seq_len: int, batch_size: int,
@@ -299,7 +268,7 @@ class KerasWorker:
          f'--steps={_STEPS.value}', f'--original_wheel={_ORIGINAL_WHEEL.value}',
          '--nomalloc_tunables'],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env=_original_env())
+        env=malloc_tunables.original_env())
     self._read()
 
   def _read(self):
@@ -395,7 +364,7 @@ def main(argv):
   if _WORKER.value == 'keras':
     _serve_keras()
     return
-  _reexec_with_malloc_tunables()
+  malloc_tunables.reexec(__spec__.name)
   precision = _PRECISION.value or _default_precision()
   if _DEVICE_INDEPENDENT.value:
     _device_independent(precision)

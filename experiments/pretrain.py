@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import malloc_tunables
 from proteinbert.training import distributed
 from proteinbert.training import loop
 
@@ -34,6 +35,7 @@ _PROCESS_ID = flags.DEFINE_integer(
 
 def main(argv):
   del argv
+  malloc_tunables.reexec(__spec__.name)
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
                          _PROCESS_ID.value)
   config = _CONFIG.value

@@ -67,17 +67,17 @@ class GlobalAttention(hk.Module):
     wv = hk.get_parameter('value_w', [h, channels, v], dtype,
                           init=layers.glorot_uniform)
 
-    # Projections as rank-2 products, logits as a batched rank-3 one over the
-    # head-major keys: XLA:CPU turns 4-D einsums such as 'blc,hck->blhk', and
-    # above all their gradients, into transposing copies that cost more than
-    # the products (`layers.attend` keeps one, for parity).
+    # Keys for all heads in one rank-2 product and logits as one batched
+    # product over the head-major keys; values head by head, so that no
+    # product reads or writes a transposed copy of the largest tensor here
+    # (H * V floats per residue). XLA:CPU turns 4-D einsums such as
+    # 'blc,hcv->blhv', and above all their gradients, into transposing
+    # copies that cost more than the products. Each head's batched product
+    # over L sums in the order of the original's batch_dot.
     heads_last = lambda w: jnp.moveaxis(w, 0, 1).reshape(w.shape[1], -1)
     query = jnp.tanh(global_ @ heads_last(wq)).reshape(batch, h, k)
     flat_local = local.reshape(batch * length, channels)
     keys = jnp.tanh(flat_local @ heads_last(wk)).reshape(batch, length, h * k)
-    # The original hard-codes the exact GELU here, whatever the activation.
-    values = jax.nn.gelu(flat_local @ heads_last(wv), approximate=False)
-
     logits = jnp.einsum('bhj,blj->bhl', layers.heads_block_diagonal(query),
                         keys)
     # Softmax in float32 whatever the compute dtype: long sequences sum many
@@ -88,7 +88,12 @@ class GlobalAttention(hk.Module):
       logits = jnp.where(mask[:, None, :], logits, jnp.finfo(jnp.float32).min)
     weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
 
-    out = layers.attend(weights, values.reshape(batch, length, h, v))
+    heads = []
+    for head in range(h):
+      # The original hard-codes the exact GELU here, whatever the activation.
+      values = layers.gelu(flat_local @ wv[head]).reshape(batch, length, v)
+      heads.append(jnp.einsum('bl,blv->bv', weights[:, head], values))
+    out = jnp.stack(heads, axis=1)
     chex.assert_shape(out, (batch, h, v))
     return out.reshape(batch, h * v)
 
@@ -131,11 +136,11 @@ class GlobalBlock(hk.Module):
       merged = merged + GlobalAttention(
           c.num_heads, c.key_size, c.global_dim // c.num_heads,
           name='global_attention')(global_, local, mask)
-    after_attention = layers.layer_norm(c.layer_norm_eps,
+    after_attention = layers.LayerNorm(c.layer_norm_eps,
                                         'attention_norm')(merged)
 
     dense = act(layers.dense(c.global_dim, 'dense_2')(after_attention))
-    out = layers.layer_norm(c.layer_norm_eps,
+    out = layers.LayerNorm(c.layer_norm_eps,
                             'dense_norm')(after_attention + dense)
     chex.assert_equal_shape([global_, after_attention, out])
     return after_attention, out

@@ -15,10 +15,19 @@ import jax.numpy as jnp
 # the leading (head) axis for attention weights, as hk.initializers does.
 glorot_uniform = hk.initializers.VarianceScaling(1.0, 'fan_avg', 'uniform')
 
+def gelu(x: jnp.ndarray) -> jnp.ndarray:
+  """The exact GELU, x * Phi(x), written as Keras writes it.
+
+  Keras' 'gelu' is 0.5 x (1 + erf(x / sqrt(2))). jax.nn.gelu defaults to the
+  tanh approximation (which would break parity with the published weights),
+  and its exact form goes through erfc, whose XLA:CPU expansion (exponentials
+  and selects) costs several times erf's polynomial.
+  """
+  return 0.5 * x * (1 + jax.lax.erf(x * jnp.asarray(0.5**0.5, x.dtype)))
+
+
 _ACTIVATIONS = {
-    # Keras' 'gelu' is the exact, erf-based GELU; jax.nn.gelu defaults to the
-    # tanh approximation, which would break parity with the published weights.
-    'gelu': lambda x: jax.nn.gelu(x, approximate=False),
+    'gelu': gelu,
     'gelu_tanh': lambda x: jax.nn.gelu(x, approximate=True),
     'relu': jax.nn.relu,
 }
@@ -91,44 +100,26 @@ def heads_block_diagonal(x: jnp.ndarray) -> jnp.ndarray:
                                                       heads * size)
 
 
-@jax.custom_vjp
-def attend(weights: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
-  """Every head's weighted sum of its values over the sequence.
+class LayerNorm(hk.Module):
+  """Normalises over the channel axis, then scales and shifts (Keras' gamma/beta).
 
-  Args:
-    weights: [B, H, L] attention weights.
-    values: [B, L, H, V].
-
-  Returns:
-    [B, H, V], out[b, h] = sum_l weights[b, h, l] * values[b, l, h].
+  The parameters are hk.LayerNorm's ('scale' [C], 'offset' [C]). The mean and
+  variance are taken in two passes, as Keras' tf.nn.moments; unlike
+  hk.LayerNorm, scale and offset are not broadcast to the input's shape
+  first, which XLA:CPU materialises as full-size tensors in the gradient.
+  `precision.policy_scope` runs it in float32.
   """
-  # A batched (b, h) product over L, like the original's batch_dot, keeps the
-  # float32 round-off as close to Keras as the plain port's (annotation
-  # probabilities within 5e-6 to 8e-6 at length 512 for four random weight
-  # draws). A [B, H, L] x [B, L, H * V] product is as accurate against
-  # float64 but lands ~1.3e-5 from Keras, beyond tests/test_keras_parity.py.
-  return jnp.einsum('bhl,blhv->bhv', weights, values)
 
+  def __init__(self, eps: float, name: str):
+    super().__init__(name=name)
+    self._eps = eps
 
-def _attend_fwd(weights, values):
-  return attend(weights, values), (weights, values)
-
-
-def _attend_bwd(residuals, d_out):
-  # Autodiff of the einsum transposes values to [B, H, V, L] and back; these
-  # two gradients read values where they lie.
-  weights, values = residuals
-  batch, length, heads, size = values.shape
-  d_weights = jnp.einsum('bhj,blj->bhl', heads_block_diagonal(d_out),
-                         values.reshape(batch, length, heads * size))
-  d_values = jnp.swapaxes(weights, 1, 2)[..., None] * d_out[:, None]
-  return d_weights, d_values
-
-
-attend.defvjp(_attend_fwd, _attend_bwd)
-
-
-def layer_norm(eps: float, name: str) -> hk.LayerNorm:
-  """LayerNorm over the channel axis with scale and offset (Keras gamma/beta)."""
-  return hk.LayerNorm(
-      axis=-1, create_scale=True, create_offset=True, eps=eps, name=name)
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """[..., C] -> [..., C]."""
+    channels = x.shape[-1]
+    scale = hk.get_parameter('scale', [channels], x.dtype, init=jnp.ones)
+    offset = hk.get_parameter('offset', [channels], x.dtype, init=jnp.zeros)
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    variance = jnp.mean(centred * centred, axis=-1, keepdims=True)
+    return centred * jax.lax.rsqrt(variance + self._eps) * scale + offset

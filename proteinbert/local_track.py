@@ -97,9 +97,9 @@ class LocalBlock(hk.Module):
         merged = merged + act(layers.conv1d(
             c.local_dim, c.conv_kernel_size, c.wide_conv_dilation,
             'wide_conv')(mixer_input))
-    after_convs = layers.layer_norm(c.layer_norm_eps, 'conv_norm')(merged)
+    after_convs = layers.LayerNorm(c.layer_norm_eps, 'conv_norm')(merged)
 
     dense = act(layers.dense(c.local_dim, 'dense')(after_convs))
-    out = layers.layer_norm(c.layer_norm_eps, 'dense_norm')(after_convs + dense)
+    out = layers.LayerNorm(c.layer_norm_eps, 'dense_norm')(after_convs + dense)
     chex.assert_shape([after_convs, out], (batch, length, c.local_dim))
     return after_convs, out

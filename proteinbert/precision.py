@@ -16,6 +16,8 @@ import haiku as hk
 import jax.numpy as jnp
 import jmp
 
+from proteinbert import layers
+
 
 def get_policy(precision: str) -> jmp.Policy:
   """Parses a jmp policy string, with an error that shows the expected form."""
@@ -44,5 +46,5 @@ def policy_scope(module_cls: type, precision: str):
       compute_dtype=jnp.float32,
       output_dtype=policy.compute_dtype)
   with hk.mixed_precision.push_policy(module_cls, policy), \
-      hk.mixed_precision.push_policy(hk.LayerNorm, norm_policy):
+      hk.mixed_precision.push_policy(layers.LayerNorm, norm_policy):
     yield policy

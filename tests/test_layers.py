@@ -1,5 +1,7 @@
 """Tests for the building blocks in proteinbert/layers.py."""
 
+import math
+
 import haiku as hk
 import jax
 from jax import lax
@@ -98,16 +100,33 @@ def test_heads_block_diagonal():
     assert np.count_nonzero(got[0, h]) == np.count_nonzero(x[0, h])
 
 
-def test_attend_values_and_gradients_match_einsum():
-  rng = np.random.default_rng(0)
-  weights = jax.nn.softmax(jnp.asarray(rng.normal(size=(2, 3, 7)),
-                                       jnp.float32))
-  values = jnp.asarray(rng.normal(size=(2, 7, 3, 5)), jnp.float32)
-  reference = lambda w, v: jnp.einsum('bhl,blhv->bhv', w, v)
-  np.testing.assert_allclose(layers.attend(weights, values),
-                             reference(weights, values), rtol=1e-6)
-  cotangent = jnp.asarray(rng.normal(size=(2, 3, 5)), jnp.float32)
-  grad = lambda f: jax.grad(lambda w, v: jnp.sum(f(w, v) * cotangent),
-                            argnums=(0, 1))(weights, values)
-  for got, want in zip(grad(layers.attend), grad(reference)):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+def test_gelu_is_the_exact_erf_gelu():
+  x = jnp.linspace(-8.0, 8.0, 1001, dtype=jnp.float32)
+  want = 0.5 * np.float64(x) * (1 + np.vectorize(math.erf)(np.float64(x) /
+                                                           math.sqrt(2)))
+  np.testing.assert_allclose(layers.gelu(x), want, rtol=0, atol=2e-6)
+  # Its autodiff derivative is Phi(x) + x phi(x).
+  phi = np.exp(-np.float64(x)**2 / 2) / math.sqrt(2 * math.pi)
+  cdf = 0.5 * (1 + np.vectorize(math.erf)(np.float64(x) / math.sqrt(2)))
+  np.testing.assert_allclose(jax.vmap(jax.grad(layers.gelu))(x),
+                             cdf + np.float64(x) * phi, rtol=0, atol=2e-6)
+
+
+def test_layer_norm_matches_hk_layer_norm():
+  x = jnp.asarray(np.random.default_rng(0).normal(3.0, 2.0, size=(2, 5, 8)),
+                  jnp.float32)
+  ours = hk.without_apply_rng(hk.transform(
+      lambda x: layers.LayerNorm(1e-3, 'norm')(x)))
+  theirs = hk.without_apply_rng(hk.transform(
+      lambda x: hk.LayerNorm(-1, True, True, eps=1e-3, name='norm')(x)))
+  params = ours.init(jax.random.PRNGKey(0), x)
+  assert jax.tree_util.tree_map(jnp.shape, params) == jax.tree_util.tree_map(
+      jnp.shape, theirs.init(jax.random.PRNGKey(0), x))
+  params = _random_params(params, seed=1)
+  np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x),
+                             rtol=1e-5, atol=1e-5)
+  grad = lambda t: jax.grad(lambda p, x: jnp.sum(jnp.sin(t.apply(p, x))),
+                            argnums=(0, 1))(params, x)
+  jax.tree_util.tree_map(
+      lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5),
+      grad(ours), grad(theirs))
