@@ -8,6 +8,8 @@ its vocabulary and ID handling, its order); --format=original writes its
 dense layout. See proteinbert/data/build.py.
 """
 
+import json
+
 from absl import app
 from absl import flags
 
@@ -55,11 +57,15 @@ _SCRATCH_DIR = flags.DEFINE_string(
     'scratch_dir', None, "Scratch space (about twice the output's size); "
     "default: the output's directory.")
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace --output.')
+_SUMMARY_JSON = flags.DEFINE_string(
+    'summary_json', None, "Also write the build's summary here as JSON, "
+    'timed up to the finished output (the copy in its metadata is timed '
+    'before the metadata is written).')
 
 
 def main(argv):
   del argv
-  build.build_dataset(
+  summary = build.build_dataset(
       _UNIREF_XML.value, _GO_OBO.value, _OUTPUT.value, fasta=_FASTA.value,
       min_annotation_count=_MIN_ANNOTATION_COUNT.value,
       propagate=_PROPAGATE.value, test_ids=_TEST_IDS.value,
@@ -68,6 +74,9 @@ def main(argv):
       compression=None if _COMPRESSION.value == 'none' else 'gzip',
       num_workers=_NUM_WORKERS.value, bucket_size=_BUCKET_SIZE.value,
       scratch_dir=_SCRATCH_DIR.value, overwrite=_OVERWRITE.value)
+  if _SUMMARY_JSON.value:
+    with open(_SUMMARY_JSON.value, 'w') as f:
+      json.dump(summary.as_dict(), f, indent=1)
 
 
 if __name__ == '__main__':

@@ -159,24 +159,30 @@ def test_test_fraction_is_seeded(tmp_path):
     data.close()
 
 
-def test_shuffle_buckets_and_workers(tmp_path):
+def test_shuffle_buckets_and_workers(tmp_path, monkeypatch):
   entries = _random_entries(300)
   _, whole = _build(tmp_path, entries, 'whole.h5')
+  # Staged in 30 key ranges, buckets of several.
   _, bucketed = _build(tmp_path, entries, 'bucketed.h5', bucket_size=40,
                        num_workers=2)
   _, parallel = _build(tmp_path, entries, 'parallel.h5', num_workers=2)
+  # Two key ranges, each too big for a bucket and split again.
+  monkeypatch.setattr(build, '_MAX_RANGES', 2)
+  _, resplit = _build(tmp_path, entries, 'resplit.h5', bucket_size=40)
+  paths = {'whole': whole, 'bucketed': bucketed, 'parallel': parallel,
+           'resplit': resplit}
   order = {}
-  for name, path in (('whole', whole), ('bucketed', bucketed),
-                     ('parallel', parallel)):
+  for name, path in paths.items():
     with dataset_lib.open_dataset(path) as data:
       order[name] = data.protein_ids(0, data.num_proteins)
   assert sorted(order['whole']) == sorted(e.protein_id for e in entries)
   assert order['whole'] != [e.protein_id for e in entries]
   # The order is a function of the seed and the release alone.
-  assert order['bucketed'] == order['whole']
-  assert order['parallel'] == order['whole']
-  assert (_annotations_by_protein(whole) == _annotations_by_protein(bucketed)
-          == _annotations_by_protein(parallel))
+  for name in paths:
+    assert order[name] == order['whole'], name
+    assert (_annotations_by_protein(paths[name]) ==
+            _annotations_by_protein(whole)), name
+  assert not [n for n in os.listdir(tmp_path) if n.startswith('.build')]
 
 
 def test_original_layout_output(tmp_path):
@@ -380,3 +386,12 @@ def test_empty_release(tmp_path):
   with dataset_lib.open_dataset(output) as data:
     assert data.num_proteins == 0 and data.num_annotations == 0
     assert len(data.seq_lengths) == 0
+
+
+def test_timing_covers_the_whole_build(tmp_path):
+  summary, output = _build(tmp_path)
+  with dataset_lib.open_dataset(output) as data:
+    recorded = data.metadata['summary']
+  # The metadata is written before the file is closed and renamed.
+  assert 0 < recorded['seconds'] <= summary.seconds
+  assert 0 < recorded['cpu_seconds'] <= summary.cpu_seconds

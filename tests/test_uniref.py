@@ -1,6 +1,7 @@
 """Tests for proteinbert/data/uniref.py."""
 
 import gzip
+import threading
 
 import pytest
 
@@ -58,13 +59,14 @@ def test_members_and_nested_properties_are_not_the_entry(tmp_path):
                                      ('GO:0005575', 'GO:0008150'), 3)
 
 
-def test_small_blocks_and_long_entries(tmp_path, monkeypatch):
+@pytest.mark.parametrize('read_ahead', [False, True])
+def test_small_blocks_and_long_entries(tmp_path, monkeypatch, read_ahead):
   entries = [synthetic_release.entry(f'P{i:05d}', sequence='A' * (50 * i + 1))
              for i in range(40)]
   paths = synthetic_release.write(str(tmp_path), entries)
   monkeypatch.setattr(uniref, '_BLOCK_BYTES', 256)
   reader = uniref.UniRefReader(paths['xml'])
-  blocks = list(reader.blocks())
+  blocks = list(reader.blocks(read_ahead=read_ahead))
   assert len(blocks) > 10
   parsed = [e for b in blocks for e in uniref.parse_block(b)]
   assert [e.sequence for e in parsed] == [e.sequence for e in entries]
@@ -81,13 +83,24 @@ def _xml_bytes(tmp_path, entries=ENTRIES):
     return f.read()
 
 
-def test_truncated_gzip_fails_clearly(tmp_path):
+@pytest.mark.parametrize('read_ahead', [False, True])
+def test_truncated_gzip_fails_clearly(tmp_path, read_ahead):
   path = tmp_path / 'cut.xml.gz'
   whole = gzip.compress(_xml_bytes(tmp_path))
   path.write_bytes(whole[:len(whole) // 2])
   with pytest.raises(uniref.UniRefFormatError,
                      match=r'cut.xml.gz: the gzip stream is truncated'):
-    list(uniref.UniRefReader(str(path)))
+    list(uniref.UniRefReader(str(path)).blocks(read_ahead=read_ahead))
+
+
+def test_read_ahead_stops_when_the_reader_does(tmp_path, monkeypatch):
+  paths = synthetic_release.write(str(tmp_path), ENTRIES * 50)
+  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 64)
+  blocks = uniref.UniRefReader(paths['xml']).blocks(read_ahead=True)
+  next(blocks)
+  threads = threading.active_count()
+  blocks.close()
+  assert threading.active_count() == threads - 1
 
 
 def test_truncated_plain_xml_fails_clearly(tmp_path):

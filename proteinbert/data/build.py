@@ -4,22 +4,27 @@
 whatever the number of entries (the per-term counts, the vocabulary and a
 test-ID list aside):
 
-1. Stage. The main process decompresses the XML and cuts it into blocks of
-   whole entries; worker processes parse them. Each entry's GO IDs are
-   resolved (`ontology.Resolution`: alternative IDs to their term, obsolete
-   terms to their `replaced_by`, the rest counted and dropped) and extended
-   by their `is_a` ancestors. Kept proteins go to scratch files, annotated
-   with ontology term indices, and each term counts the proteins carrying it.
+1. Stage. The main process decompresses the XML (on a thread of its own)
+   and cuts it into blocks of whole entries; worker processes parse them.
+   Each entry's GO IDs are resolved (`ontology.Resolution`: alternative IDs
+   to their term, obsolete terms to their `replaced_by`, the rest counted
+   and dropped) and extended by their `is_a` ancestors. Kept proteins go to
+   scratch files, annotated with ontology term indices, and each term counts
+   the proteins carrying it. Each protein's sort key is a hash of the seed
+   and its position in the XML, so proteins are staged by key range, about
+   `_RANGES_PER_BUCKET` ranges per bucket of `bucket_size` (`_Ranges`; the
+   number of proteins is extrapolated from the first block).
 2. Vocabulary. Terms carried by at least `min_annotation_count` proteins,
    sorted by GO ID.
-3. Shuffle and write. Each protein's sort key is a hash of the seed and its
-   position in the XML. With more proteins than `bucket_size`, workers first
-   split the scratch files into buckets by key range; then workers sort each
-   bucket by key and map its annotations to the vocabulary, while the main
-   process draws test flags and appends bucket after bucket to the output.
-   The output order is a pseudo-random permutation that depends only on the
-   seed and the release (not on workers or buckets), and any contiguous
-   shard of it (one per host) is a uniform sample.
+3. Shuffle and write. Consecutive key ranges make a bucket; workers sort
+   each bucket by key and map its annotations to the vocabulary, while the
+   main process draws test flags and appends bucket after bucket to the
+   output. A range with more than `bucket_size` proteins (the estimate was
+   low, or compatibility mode, whose keys are known only at the end) is
+   first split into buckets by key. The output order is a pseudo-random
+   permutation that depends only on the seed and the release (not on
+   workers, ranges or buckets), and any contiguous shard of it (one per
+   host) is a uniform sample.
 4. The output is written under a temporary name and renamed when complete.
 
 Scratch space: the staged proteins (residues, IDs and term indices,
@@ -55,6 +60,7 @@ Compatibility mode (`compat='original'`) reproduces protein-bert 1.0.1's
 import collections
 import dataclasses
 import datetime
+import itertools
 import math
 import multiprocessing
 import os
@@ -90,6 +96,12 @@ _SOURCE_BITS = 32
 DEFAULT_BUCKET_SIZE = 100_000
 # A part size no block file reaches.
 _NO_SPLIT = 1 << 62
+# Key ranges that pass 1 stages into at most (see `_Ranges`): more would cut
+# blocks into pieces too small to pickle efficiently.
+_MAX_RANGES = 256
+# Staged key ranges per bucket, about: enough that buckets of whole ranges
+# come close to `bucket_size`.
+_RANGES_PER_BUCKET = 4
 # Key space of the default mode's hashed sort keys; collisions are negligible
 # and break by staging order.
 _KEY_SPACE = 1 << 62
@@ -112,8 +124,11 @@ class BuildSummary:
     vocabulary_size: A.
     unmatched_test_ids: IDs in the test-ID file that named no protein.
     output_bytes: size of the output file.
-    seconds: wall-clock time of the build.
-    cpu_seconds: CPU time of the build, its worker processes included.
+    seconds: wall-clock time of the build, up to the output complete under
+      its name and the scratch space freed (in the output's metadata: up to
+      the output's data being written, before the metadata itself).
+    cpu_seconds: CPU time of the build over the same span, its threads and
+      worker processes included.
   """
   entries: int = 0
   proteins: int = 0
@@ -401,10 +416,10 @@ class _BlockResult(NamedTuple):
   """One parsed XML block, ready to stage.
 
   Attributes:
-    staged: the kept entries, annotated with term indices, and their int64
+    staged: (key range, block, size) per key range (see `_Ranges`): the
+      kept entries in it, annotated with term indices, and their int64
       sources (see `_SOURCE_BITS`), `_pickle`d in the worker so that the
-      main process only copies them to the staging file.
-    num_staged: the number of kept entries.
+      main process only copies them to the range's staging file.
     pending: (entry, terms, in_test, source) of entries whose sequence must
       come from the FASTA, which only the main process reads.
     num_entries: entries in the block.
@@ -415,8 +430,7 @@ class _BlockResult(NamedTuple):
     dropped: (reason, entry) of dropped entries.
     matched_test_ids: test IDs that named an entry of the block.
   """
-  staged: bytes
-  num_staged: int
+  staged: List[Tuple[int, bytes, int]]
   pending: list
   num_entries: int
   counted: np.ndarray
@@ -429,9 +443,10 @@ class _BlockResult(NamedTuple):
 class _BlockProcessor:
   """Parses and annotates one XML block; runs in worker processes."""
 
-  def __init__(self, annotate: _Annotator, compat: bool, use_fasta: bool,
-               test_ids: Dict[str, int]):
+  def __init__(self, annotate: _Annotator, ranges: '_Ranges', compat: bool,
+               use_fasta: bool, test_ids: Dict[str, int]):
     self._annotate = annotate
+    self._ranges = ranges
     self._compat = compat
     self._use_fasta = use_fasta
     self._test_ids = test_ids
@@ -485,7 +500,7 @@ class _BlockProcessor:
     counted = annotations if self._compat else (
         staged.proteins.annotation_indices)
     return _BlockResult(
-        _pickle(staged, sources), len(staged), pending, len(entries),
+        self._ranges.pickled(staged, sources), pending, len(entries),
         counted, references, unknown, dropped, matched)
 
 
@@ -528,12 +543,20 @@ def _ordered_map(function: Callable, items: Iterable, num_workers: int,
 
 
 class _Stager:
-  """Pass 1 in the main process: merges block results into the staging file.
+  """Pass 1 in the main process: merges block results into staging files.
+
+  Attributes:
+    staged: per key range (see `_Ranges`), the file of its proteins.
+    counts: int64 [T] proteins (in compatibility mode: entries) per term.
+    entries_before: entries before each block, in block order.
+    matched_test_ids: test IDs that named an entry.
   """
 
-  def __init__(self, path: str, num_terms: int, fasta: Optional[str],
-               compat: bool, summary: BuildSummary):
-    self.staging = _BlockFile(path)
+  def __init__(self, scratch: str, ranges: '_Ranges', num_terms: int,
+               fasta: Optional[str], compat: bool, summary: BuildSummary):
+    self.staged = [_BlockFile(os.path.join(scratch, f'range{r}'))
+                   for r in range(ranges.count)]
+    self._ranges = ranges
     self.counts = np.zeros(num_terms, np.int64)
     # Entries before each block, to turn sources into entry indices.
     self.entries_before = []
@@ -551,8 +574,7 @@ class _Stager:
     summary.unknown_go_ids.update(result.unknown)
     self.matched_test_ids.update(result.matched_test_ids)
     self._count(result.counted)
-    if result.num_staged:
-      self.staging.append_pickled(result.staged, result.num_staged)
+    self._append(result.staged)
     for reason, entry in result.dropped:
       self._drop(reason, entry, xml_path)
     counted = []
@@ -565,13 +587,22 @@ class _Stager:
         counted.append(terms)
       self._from_fasta.add(entry, seq, terms, in_test, source)
       if len(self._from_fasta.seqs) >= _BLOCK:
-        self.staging.append(*self._from_fasta.take())
+        self._append(self._ranges.pickled(*self._from_fasta.take()))
     if counted:
       self._count(np.concatenate(counted))
 
   def finish(self) -> None:
     if self._from_fasta.seqs:
-      self.staging.append(*self._from_fasta.take())
+      self._append(self._ranges.pickled(*self._from_fasta.take()))
+
+  @property
+  def size(self) -> int:
+    """Proteins staged."""
+    return sum(f.size for f in self.staged)
+
+  def _append(self, pieces: List[Tuple[int, bytes, int]]) -> None:
+    for r, block, size in pieces:
+      self.staged[r].append_pickled(block, size)
 
   def _count(self, terms: np.ndarray) -> None:
     if len(terms):
@@ -686,76 +717,180 @@ class _TestDraws:
     return self._rng.random(n) < self._fraction
 
 
+def _split(records: dataset_lib.Records, sources: np.ndarray,
+           which: np.ndarray) -> Iterator[Tuple[int, dataset_lib.Records,
+                                                np.ndarray]]:
+  """(w, the records and sources where `which` is w), for each w, ascending.
+
+  Args:
+    records: N proteins.
+    sources: int64 [N] their sources.
+    which: int [N] where each protein goes, >= 0.
+  """
+  if not len(which):
+    return
+  if np.all(which == which[0]):
+    yield int(which[0]), records, sources
+    return
+  # One reordering, then a slice per value: cheaper than a `take` each.
+  order = np.argsort(which, kind='stable')
+  records, sources, which = records.take(order), sources[order], which[order]
+  starts = np.flatnonzero(np.diff(which, prepend=-1)).tolist()
+  for start, stop in zip(starts, starts[1:] + [len(which)]):
+    yield (int(which[start]), _slice(records, start, stop),
+           sources[start:stop])
+
+
+def _slice(records: dataset_lib.Records, start: int,
+           stop: int) -> dataset_lib.Records:
+  """Records [start, stop) of `records`."""
+  proteins = records.proteins
+  offsets = proteins.annotation_offsets[start:stop + 1]
+  return dataset_lib.Records(
+      chunk_lib.ProteinChunk(
+          seqs=proteins.seqs[start:stop],
+          annotation_offsets=offsets - offsets[0],
+          annotation_indices=proteins.annotation_indices[
+              offsets[0]:offsets[-1]],
+          is_test=proteins.is_test[start:stop]),
+      records.protein_ids[start:stop], records.entry_ids[start:stop],
+      records.taxonomy_ids[start:stop])
+
+
+class _Ranges:
+  """Pass 1's split of the sort-key space into `count` equal ranges.
+
+  In the default mode a protein's sort key is known as soon as it is staged,
+  so each key range is staged in files of its own and the shuffle makes
+  buckets of whole ranges: the staged proteins are written and read once.
+  In compatibility mode the keys need the number of entries, known only at
+  the end: everything is staged as one range, which the shuffle first
+  splits into buckets.
+
+  Attributes:
+    count: the number of ranges.
+  """
+
+  def __init__(self, keys: Optional[_SortKeys], count: int):
+    self._keys = keys
+    self.count = count if keys else 1
+    if keys:
+      self._width = -(-keys.space // count)
+
+  def pickled(self, records: dataset_lib.Records,
+              sources: np.ndarray) -> List[Tuple[int, bytes, int]]:
+    """(range, `_pickle`d records and sources, size) per range present."""
+    which = (self._keys(sources) // self._width if self._keys
+             else np.zeros(len(records), np.int64))
+    return [(r, _pickle(part, part_sources), len(part))
+            for r, part, part_sources in _split(records, sources, which)]
+
+
+def _range_count(estimate: float, bucket_size: int) -> int:
+  """Key ranges to stage `estimate` proteins in (see `_Ranges`).
+
+  About `_RANGES_PER_BUCKET` per bucket, so that buckets of whole ranges
+  come near `bucket_size`; one when everything fits in a bucket. A poor
+  estimate costs time only: a range with more than `bucket_size` proteins
+  is split into buckets of its own.
+  """
+  if estimate <= bucket_size:
+    return 1
+  return min(_MAX_RANGES, math.ceil(_RANGES_PER_BUCKET * estimate /
+                                    bucket_size))
+
+
+def _estimate_entries(first: Optional[uniref.Block],
+                      fraction_read: float) -> float:
+  """A release's entries, extrapolated from its first block."""
+  if first is None:
+    return 0.0
+  return first.data.count(b'<entry') / max(fraction_read, 1e-9)
+
+
 class _Shuffler:
   """Pass 2, on workers: puts staged proteins in key order, bucket by bucket.
 
-  With more proteins than one bucket holds, `distribute` first splits the
-  staging parts (a group per task) into per-bucket files by key range; then
-  `prepare` merges one bucket, sorts it by key and maps its annotations to
-  the vocabulary.
+  `distribute` splits a key range with more proteins than a bucket holds
+  (from a group of its staging parts) into per-bucket files by key; then
+  `prepare` merges one bucket's files, sorts the bucket by key and maps its
+  annotations to the vocabulary.
+
+  Attributes:
+    keys: the sort keys.
   """
 
-  def __init__(self, keys: _SortKeys, lookup: np.ndarray, num_buckets: int,
-               scratch: str):
-    self._keys = keys
+  def __init__(self, keys: _SortKeys, lookup: np.ndarray):
+    self.keys = keys
     self._lookup = lookup
-    self.num_buckets = num_buckets
-    self._width = -(-keys.space // num_buckets)
-    self._scratch = scratch
 
-  def _bucket_path(self, bucket: int, group: int) -> str:
-    return os.path.join(self._scratch, f'bucket{bucket}.{group}')
-
-  def bucket_parts(self, bucket: int, num_groups: int) -> List[str]:
-    """Files of `bucket`, one per `distribute` group, in order."""
-    # A bucket file never splits, so its one part is part 0.
-    return [_part_path(self._bucket_path(bucket, group), 0)
-            for group in range(num_groups)]
-
-  def distribute(self, task: Tuple[int, List[str]]) -> None:
-    """Splits the staging parts of group `group`, given as (group, parts)."""
-    group, parts = task
-    files = [_BlockFile(self._bucket_path(b, group), part_bytes=_NO_SPLIT)
-             for b in range(self.num_buckets)]
-    for records, sources in _drain(parts):
-      keys = self._keys(sources)
-      which = keys // self._width
-      for b in np.unique(which).tolist():
-        selected = np.flatnonzero(which == b)
-        files[b].append(records.take(selected), keys[selected])
-
-  def prepare(self, task: Tuple[List[str], bool]) -> dataset_lib.Records:
-    """One bucket's proteins in key order, with vocabulary annotations.
+  def distribute(self, task: Tuple[str, List[str], int, int, int]) -> None:
+    """Splits staging parts into buckets by key.
 
     Args:
-      task: (files, staged): the bucket's files, and whether they are staging
-        parts (holding sources, not yet keys).
+      task: (prefix, parts, low, width, count): the proteins of `parts` with
+        keys in [low + b * width, low + (b + 1) * width) go to the file
+        `bucket_path(prefix, b)`, for b < count.
     """
-    files, staged = task
-    parts = [(records, self._keys(keys) if staged else keys)
-             for records, keys in _drain(files)]
-    records = dataset_lib.Records.concatenate([r for r, _ in parts])
-    keys = np.concatenate([np.zeros(0, np.int64)] + [k for _, k in parts])
+    prefix, parts, low, width, count = task
+    files = [_BlockFile(f'{prefix}.{b}', part_bytes=_NO_SPLIT)
+             for b in range(count)]
+    for records, sources in _drain(parts):
+      for b, part, part_sources in _split(
+          records, sources, (self.keys(sources) - low) // width):
+        files[b].append(part, part_sources)
+
+  @staticmethod
+  def bucket_path(prefix: str, bucket: int) -> str:
+    """The file of `bucket` that `distribute` wrote for `prefix`."""
+    # A bucket file never splits, so its one part is part 0.
+    return _part_path(f'{prefix}.{bucket}', 0)
+
+  def prepare(self, parts: List[str]) -> dataset_lib.Records:
+    """The proteins of `parts` in key order, with vocabulary annotations."""
+    blocks = list(_drain(parts))
+    records = dataset_lib.Records.concatenate([r for r, _ in blocks])
+    keys = self.keys(np.concatenate([np.zeros(0, np.int64)] +
+                                    [s for _, s in blocks]))
     records = records.take(np.argsort(keys, kind='stable'))
     return dataset_lib.Records(_to_vocabulary(records.proteins, self._lookup),
                                *records[1:])
 
 
-def _shuffled(staging: _BlockFile, shuffler: _Shuffler,
-              num_workers: int) -> Iterator[dataset_lib.Records]:
-  """The staged proteins as buckets in output order (see `_Shuffler`)."""
-  if shuffler.num_buckets == 1:
-    tasks = [(staging.parts, True)]
-  else:
-    groups = [list(g) for g in np.array_split(
-        staging.parts, max(1, min(num_workers, len(staging.parts))))]
-    for _ in _ordered_map(shuffler.distribute, enumerate(groups),
-                          num_workers):
-      pass
-    tasks = [(shuffler.bucket_parts(b, len(groups)), False)
-             for b in range(shuffler.num_buckets)]
+def _shuffled(staged: List[_BlockFile], shuffler: _Shuffler, bucket_size: int,
+              scratch: str, num_workers: int) -> Iterator[dataset_lib.Records]:
+  """The staged key ranges' proteins as buckets in output order.
+
+  Consecutive ranges that together hold at most `bucket_size` proteins make
+  a bucket; a range holding more is first split into buckets of its own
+  (`_Shuffler.distribute`, a task per group of its parts).
+  """
+  width = -(-shuffler.keys.space // len(staged))  # As `_Ranges` cut them.
+  buckets, splits = [], []  # Bucket -> its files; distribute tasks.
+  group, size = [], 0
+  for r, ranged in enumerate(staged):
+    if group and size + ranged.size > bucket_size:
+      buckets.append(group)
+      group, size = [], 0
+    if ranged.size <= bucket_size:
+      group += ranged.parts
+      size += ranged.size
+      continue
+    count = math.ceil(ranged.size / bucket_size)
+    groups = np.array_split(ranged.parts, min(max(num_workers, 1),
+                                              len(ranged.parts)))
+    prefixes = [os.path.join(scratch, f'range{r}.group{g}')
+                for g in range(len(groups))]
+    splits += [(prefix, list(parts), r * width, -(-width // count), count)
+               for prefix, parts in zip(prefixes, groups)]
+    buckets += [[shuffler.bucket_path(prefix, b) for prefix in prefixes]
+                for b in range(count)]
+  if group or not buckets:
+    buckets.append(group)
+  for _ in _ordered_map(shuffler.distribute, splits, num_workers):
+    pass
   # Prepared buckets wait in memory for the writer: two at most.
-  yield from _ordered_map(shuffler.prepare, tasks, num_workers, in_flight=2)
+  yield from _ordered_map(shuffler.prepare, buckets, num_workers, in_flight=2)
 
 
 def _idle_cpus() -> int:
@@ -862,20 +997,29 @@ def build_dataset(uniref_xml: str,
   logging.info('%s: %d terms (%s).', go_obo, len(ontology),
                ontology.header.get('data-version', 'no data-version'))
   test_id_lines = _read_test_ids(test_ids) if test_ids else {}
-  reader = uniref.UniRefReader(uniref_xml)
-  processor = _BlockProcessor(_Annotator(ontology, propagate, is_compat),
-                              is_compat, bool(fasta), test_id_lines)
   if num_workers is None:
     num_workers = _idle_cpus()
     logging.info('Using %d worker processes.', num_workers)
+  reader = uniref.UniRefReader(uniref_xml)
+  # With workers, the main process decompresses beside their parsing;
+  # without, a thread does (threads do not survive the fork that starts
+  # workers).
+  blocks = reader.blocks(read_ahead=not num_workers)
+  first = next(blocks, None)
+  ranges = _Ranges(
+      None if is_compat else _SortKeys(False, seed, 0, []),
+      _range_count(_estimate_entries(first, reader.fraction_read),
+                   bucket_size))
+  processor = _BlockProcessor(_Annotator(ontology, propagate, is_compat),
+                              ranges, is_compat, bool(fasta), test_id_lines)
   with tempfile.TemporaryDirectory(
       prefix='.build_dataset.',
       dir=scratch_dir or os.path.dirname(os.path.abspath(output))) as scratch:
-    stager = _Stager(os.path.join(scratch, 'staging'), len(ontology), fasta,
-                     is_compat, summary)
+    stager = _Stager(scratch, ranges, len(ontology), fasta, is_compat,
+                     summary)
     progress = _Progress('reading XML', show_progress)
-    for result in _ordered_map(processor, enumerate(reader.blocks()),
-                               num_workers):
+    blocks = itertools.chain([first] if first else [], blocks)
+    for result in _ordered_map(processor, enumerate(blocks), num_workers):
       stager.add(result, uniref_xml)
       progress.update(summary.entries, reader.fraction_read)
     stager.finish()
@@ -889,15 +1033,15 @@ def build_dataset(uniref_xml: str,
     summary.vocabulary_size = len(vocabulary.ids)
     logging.info('Vocabulary: %d terms with >= %d proteins; writing %d '
                  'proteins.', summary.vocabulary_size, min_annotation_count,
-                 stager.staging.size)
+                 stager.size)
     with io_utils.atomic_path(output) as tmp:
       writer = dataset_lib.create_writer(tmp, layout, vocabulary, compression)
       shuffler = _Shuffler(
           _SortKeys(is_compat, seed, summary.entries, stager.entries_before),
-          lookup, max(1, math.ceil(stager.staging.size / bucket_size)),
-          scratch)
+          lookup)
       progress = _Progress('writing', show_progress)
-      for records in _shuffled(stager.staging, shuffler, num_workers):
+      for records in _shuffled(stager.staged, shuffler, bucket_size, scratch,
+                               num_workers):
         staged = records.proteins
         proteins = chunk_lib.ProteinChunk(
             seqs=staged.seqs, annotation_offsets=staged.annotation_offsets,
@@ -909,8 +1053,11 @@ def build_dataset(uniref_xml: str,
             np.count_nonzero(np.diff(proteins.annotation_offsets)))
         summary.test_proteins += int(np.count_nonzero(proteins.is_test))
         progress.update(summary.proteins,
-                        summary.proteins / max(stager.staging.size, 1))
+                        summary.proteins / max(stager.size, 1))
       progress.finish(summary.proteins)
+      writer.flush()
+      # The metadata records the time so far; the returned summary's also
+      # counts closing the file and renaming it (milliseconds).
       summary.seconds = time.monotonic() - start
       summary.cpu_seconds = _cpu_seconds() - start_cpu
       writer.close(_metadata(
@@ -922,6 +1069,8 @@ def build_dataset(uniref_xml: str,
                         propagate=propagate, test_fraction=test_fraction,
                         seed=seed, compat=compat, layout=layout)))
       summary.output_bytes = os.path.getsize(tmp)
+  summary.seconds = time.monotonic() - start
+  summary.cpu_seconds = _cpu_seconds() - start_cpu
   logging.info('Built %s:\n%s', output, summary.report())
   return summary
 

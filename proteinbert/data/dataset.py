@@ -248,10 +248,18 @@ class _RaggedWriter:
     self._end += int(np.sum(lengths))
 
   def append_strings(self, strings: Sequence) -> None:
-    """Appends str (as UTF-8) or bytes rows."""
-    encoded = [s.encode() if isinstance(s, str) else s for s in strings]
-    self.append(np.frombuffer(b''.join(encoded), np.uint8),
-                np.array([len(s) for s in encoded], np.int64))
+    """Appends rows that are all str (stored as UTF-8) or all bytes."""
+    if strings and isinstance(strings[0], str):
+      text = ''.join(strings)
+      if text.isascii():
+        data = text.encode('ascii')  # A byte per character.
+      else:
+        strings = [s.encode() for s in strings]
+        data = b''.join(strings)
+    else:
+      data = b''.join(strings)
+    self.append(np.frombuffer(data, np.uint8),
+                np.fromiter(map(len, strings), np.int64, len(strings)))
 
   def close(self) -> None:
     self._values.close()
@@ -287,6 +295,7 @@ class SparseWriter:
     self._is_test = _Column(self._f, 'is_test', bool, None, compression,
                             self._pool)
     self._num_proteins = 0
+    self._flushed = False
 
   def append(self, records: Records) -> None:
     proteins = records.proteins
@@ -299,12 +308,24 @@ class SparseWriter:
     self._is_test.append(proteins.is_test)
     self._num_proteins += len(records)
 
-  def close(self, metadata: Mapping[str, Any]) -> None:
-    """Finishes the file, recording `metadata` (JSON-able) as its build."""
+  def flush(self) -> None:
+    """Compresses and writes everything appended; then only `close` is left.
+    """
+    if self._flushed:
+      return
+    self._flushed = True
     for column in (self._seqs, self._annotations, self._protein_ids,
                    self._entry_ids, self._taxonomy_ids, self._is_test):
       column.close()
     self._pool.shutdown()
+    self._f.flush()
+
+  def close(self, metadata: Mapping[str, Any]) -> None:
+    """Finishes the file, recording `metadata` (JSON-able) as its build.
+
+    Appending ends with `flush`, which `close` calls if it has not been.
+    """
+    self.flush()
     self._f.attrs['build'] = json.dumps(metadata, default=str)
     self._f.attrs['num_proteins'] = self._num_proteins
     self._f.close()
@@ -345,6 +366,11 @@ class OriginalWriter:
     self._masks.resize(start + len(records), axis=0)
     self._masks[start:] = proteins.dense_annotations(self._num_annotations)
     self._is_test.append(proteins.is_test)
+
+  def flush(self) -> None:
+    """Compresses and writes everything appended; then only `close` is left.
+    """
+    self._f.flush()
 
   def close(self, metadata: Mapping[str, Any]) -> None:
     """Finishes the file; the original layout has no place for `metadata`."""

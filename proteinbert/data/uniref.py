@@ -40,7 +40,9 @@ entries whose XML has none, reading the FASTA forward in step with the XML.
 
 import collections
 import os
+import queue
 import re
+import threading
 import zlib
 from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple
 from xml.parsers import expat
@@ -126,6 +128,51 @@ def _blocks(path: str, raw: BinaryIO) -> Iterator[bytes]:
     raise _gzip_error(path, done, 'the stream ends early')
 
 
+_END = object()
+
+
+def _read_ahead(items: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+  """`items`, produced up to `depth` ahead on a thread of their own.
+
+  zlib lets go of the GIL while it inflates, so decompression runs beside
+  the parsing of the blocks before. An exception of `items` is raised here.
+  """
+  ready = queue.Queue(depth)
+  stopped = threading.Event()
+
+  def put(item) -> None:
+    while not stopped.is_set():
+      try:
+        ready.put(item, timeout=0.1)
+        return
+      except queue.Full:
+        pass
+
+  def produce() -> None:
+    try:
+      for item in items:
+        put((item, None))
+        if stopped.is_set():
+          return
+      put((_END, None))
+    except BaseException as e:  # pylint: disable=broad-except
+      put((_END, e))
+
+  thread = threading.Thread(target=produce, daemon=True)
+  thread.start()
+  try:
+    while True:
+      item, error = ready.get()
+      if error is not None:
+        raise error
+      if item is _END:
+        return
+      yield item
+  finally:
+    stopped.set()
+    thread.join()
+
+
 def _lines(path: str) -> Iterator[bytes]:
   """The lines of `path` (gzip or plain), without line ends."""
   with open(path, 'rb') as raw:
@@ -195,12 +242,19 @@ class UniRefReader:
     for block in self.blocks():
       yield from parse_block(block)
 
-  def blocks(self) -> Iterator[Block]:
-    """The file's entries, a block per read of `_BLOCK_BYTES` of the file."""
+  def blocks(self, read_ahead: bool = False) -> Iterator[Block]:
+    """The file's entries, a block per read of `_BLOCK_BYTES` of the file.
+
+    Args:
+      read_ahead: decompress on a thread of its own, beside the caller's
+        work on the blocks before. Do not fork while iterating then (start
+        worker processes first).
+    """
     with open(self.path, 'rb') as raw:
       self._raw = raw
+      pieces = _blocks(self.path, raw)
       pending, line, encoding = b'', 1, None
-      for data in _blocks(self.path, raw):
+      for data in _read_ahead(pieces) if read_ahead else pieces:
         pending += data
         if encoding is None:
           first = _ENTRY_START.search(pending)
@@ -347,8 +401,11 @@ def parse_block(block: Block) -> List[UniRefEntry]:
 
   parser.StartElementHandler = common
   try:
-    # The wrapper keeps the block one element; it adds no line.
-    parser.Parse(b'<block>' + block.data + b'</block>', True)
+    # The wrapper keeps the block one element; it adds no line. Fed in
+    # pieces, it costs no copy of the block.
+    parser.Parse(b'<block>', False)
+    parser.Parse(block.data, False)
+    parser.Parse(b'</block>', True)
   except expat.ExpatError as e:
     raise _format_error(block.path, e.lineno + line_shift,
                         f'malformed XML ({expat.ErrorString(e.code)})'
