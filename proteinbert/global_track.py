@@ -137,10 +137,10 @@ class GlobalBlock(hk.Module):
           c.num_heads, c.key_size, c.global_dim // c.num_heads,
           name='global_attention')(global_, local, mask)
     after_attention = layers.LayerNorm(c.layer_norm_eps,
-                                        'attention_norm')(merged)
+                                       'attention_norm')(merged)
 
     dense = act(layers.dense(c.global_dim, 'dense_2')(after_attention))
     out = layers.LayerNorm(c.layer_norm_eps,
-                            'dense_norm')(after_attention + dense)
+                           'dense_norm')(after_attention + dense)
     chex.assert_equal_shape([global_, after_attention, out])
     return after_attention, out

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 # the leading (head) axis for attention weights, as hk.initializers does.
 glorot_uniform = hk.initializers.VarianceScaling(1.0, 'fan_avg', 'uniform')
 
+
 def gelu(x: jnp.ndarray) -> jnp.ndarray:
   """The exact GELU, x * Phi(x), written as Keras writes it.
 

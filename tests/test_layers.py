@@ -35,6 +35,15 @@ def _loop_conv(x, w, b, dilation):
   return jnp.stack(rows, axis=1)
 
 
+def _assert_same_gradients(ours, theirs, params, x, squash, rtol, atol):
+  """d sum(squash(f(params, x))) / d(params, x) agree for f = ours, theirs."""
+  grad = lambda f: jax.grad(lambda p, x: jnp.sum(squash(f(p, x))),
+                            argnums=(0, 1))(params, x)
+  jax.tree_util.tree_map(
+      lambda g, w: np.testing.assert_allclose(g, w, rtol=rtol, atol=atol),
+      grad(ours), grad(theirs))
+
+
 def _xla_conv(x, w, b, dilation):
   half = (w.shape[0] - 1) * dilation // 2
   return lax.conv_general_dilated(
@@ -56,20 +65,14 @@ def test_conv1d_matches_loop_and_xla_conv(dilation, length):
   assert set(params['conv']) == {'w', 'b'}
   assert params['conv']['w'].shape == (_KERNEL, 4, 3)
 
-  def loss(apply):
-    return lambda params, x: jnp.sum(jnp.sin(apply(params, x)))
-
   ours = lambda p, x: conv.apply(p, x)
   for reference in (_loop_conv, _xla_conv):
     theirs = lambda p, x, f=reference: f(x, p['conv']['w'], p['conv']['b'],
                                          dilation)
     np.testing.assert_allclose(ours(params, x), theirs(params, x),
                                rtol=1e-5, atol=1e-5)
-    got = jax.grad(loss(ours), argnums=(0, 1))(params, x)
-    want = jax.grad(loss(theirs), argnums=(0, 1))(params, x)
-    jax.tree_util.tree_map(
-        lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5),
-        got, want)
+    _assert_same_gradients(ours, theirs, params, x, jnp.sin, rtol=1e-4,
+                           atol=1e-5)
 
 
 def test_dense_flattens_any_rank_like_hk_linear():
@@ -84,11 +87,8 @@ def test_dense_flattens_any_rank_like_hk_linear():
       'dense': {'w': (4, 6), 'b': (6,)}}
   np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x),
                              rtol=1e-6, atol=1e-6)
-  grad = lambda t: jax.grad(lambda p, x: jnp.sum(jnp.tanh(t.apply(p, x))),
-                            argnums=(0, 1))(params, x)
-  jax.tree_util.tree_map(
-      lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6),
-      grad(ours), grad(theirs))
+  _assert_same_gradients(ours.apply, theirs.apply, params, x, jnp.tanh,
+                         rtol=1e-5, atol=1e-6)
 
 
 def test_heads_block_diagonal():
@@ -102,14 +102,13 @@ def test_heads_block_diagonal():
 
 def test_gelu_is_the_exact_erf_gelu():
   x = jnp.linspace(-8.0, 8.0, 1001, dtype=jnp.float32)
-  want = 0.5 * np.float64(x) * (1 + np.vectorize(math.erf)(np.float64(x) /
-                                                           math.sqrt(2)))
-  np.testing.assert_allclose(layers.gelu(x), want, rtol=0, atol=2e-6)
+  x64 = np.float64(x)
+  cdf = 0.5 * (1 + np.vectorize(math.erf)(x64 / math.sqrt(2)))
+  pdf = np.exp(-x64**2 / 2) / math.sqrt(2 * math.pi)
+  np.testing.assert_allclose(layers.gelu(x), x64 * cdf, rtol=0, atol=2e-6)
   # Its autodiff derivative is Phi(x) + x phi(x).
-  phi = np.exp(-np.float64(x)**2 / 2) / math.sqrt(2 * math.pi)
-  cdf = 0.5 * (1 + np.vectorize(math.erf)(np.float64(x) / math.sqrt(2)))
   np.testing.assert_allclose(jax.vmap(jax.grad(layers.gelu))(x),
-                             cdf + np.float64(x) * phi, rtol=0, atol=2e-6)
+                             cdf + x64 * pdf, rtol=0, atol=2e-6)
 
 
 def test_layer_norm_matches_hk_layer_norm():
@@ -125,8 +124,5 @@ def test_layer_norm_matches_hk_layer_norm():
   params = _random_params(params, seed=1)
   np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x),
                              rtol=1e-5, atol=1e-5)
-  grad = lambda t: jax.grad(lambda p, x: jnp.sum(jnp.sin(t.apply(p, x))),
-                            argnums=(0, 1))(params, x)
-  jax.tree_util.tree_map(
-      lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5),
-      grad(ours), grad(theirs))
+  _assert_same_gradients(ours.apply, theirs.apply, params, x, jnp.sin,
+                         rtol=1e-4, atol=1e-5)

@@ -65,7 +65,7 @@ def test_policy_does_not_leak_out_of_the_forward_pass():
       precision='params=float32,compute=bfloat16,output=bfloat16')
   model_lib.init_params(config, jax.random.PRNGKey(0))
   assert hk.mixed_precision.get_policy(model_lib.ProteinBert) is None
-  assert hk.mixed_precision.get_policy(hk.LayerNorm) is None
+  assert hk.mixed_precision.get_policy(layers.LayerNorm) is None
 
 
 def test_invalid_policy_string():
