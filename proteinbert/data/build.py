@@ -757,6 +757,11 @@ def _slice(records: dataset_lib.Records, start: int,
       records.taxonomy_ids[start:stop])
 
 
+def _range_width(space: int, count: int) -> int:
+  """The width of `count` equal ranges that together cover [0, space)."""
+  return -(-space // count)
+
+
 class _Ranges:
   """Pass 1's split of the sort-key space into `count` equal ranges.
 
@@ -775,7 +780,7 @@ class _Ranges:
     self._keys = keys
     self.count = count if keys else 1
     if keys:
-      self._width = -(-keys.space // count)
+      self._width = _range_width(keys.space, count)
 
   def pickled(self, records: dataset_lib.Records,
               sources: np.ndarray) -> List[Tuple[int, bytes, int]]:
@@ -865,7 +870,7 @@ def _shuffled(staged: List[_BlockFile], shuffler: _Shuffler, bucket_size: int,
   a bucket; a range holding more is first split into buckets of its own
   (`_Shuffler.distribute`, a task per group of its parts).
   """
-  width = -(-shuffler.keys.space // len(staged))  # As `_Ranges` cut them.
+  width = _range_width(shuffler.keys.space, len(staged))  # As `_Ranges`.
   buckets, splits = [], []  # Bucket -> its files; distribute tasks.
   group, size = [], 0
   for r, ranged in enumerate(staged):
@@ -881,7 +886,8 @@ def _shuffled(staged: List[_BlockFile], shuffler: _Shuffler, bucket_size: int,
                                               len(ranged.parts)))
     prefixes = [os.path.join(scratch, f'range{r}.group{g}')
                 for g in range(len(groups))]
-    splits += [(prefix, list(parts), r * width, -(-width // count), count)
+    splits += [(prefix, list(parts), r * width, _range_width(width, count),
+                count)
                for prefix, parts in zip(prefixes, groups)]
     buckets += [[shuffler.bucket_path(prefix, b) for prefix in prefixes]
                 for b in range(count)]

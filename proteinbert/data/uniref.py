@@ -39,13 +39,15 @@ entries whose XML has none, reading the FASTA forward in step with the XML.
 """
 
 import collections
+import contextlib
+import functools
 import os
-import queue
 import re
-import threading
 import zlib
 from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple
 from xml.parsers import expat
+
+from proteinbert.data import prefetch
 
 GO_PROPERTY_TYPES = frozenset((
     'GO Molecular Function',
@@ -128,51 +130,6 @@ def _blocks(path: str, raw: BinaryIO) -> Iterator[bytes]:
     raise _gzip_error(path, done, 'the stream ends early')
 
 
-_END = object()
-
-
-def _read_ahead(items: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
-  """`items`, produced up to `depth` ahead on a thread of their own.
-
-  zlib lets go of the GIL while it inflates, so decompression runs beside
-  the parsing of the blocks before. An exception of `items` is raised here.
-  """
-  ready = queue.Queue(depth)
-  stopped = threading.Event()
-
-  def put(item) -> None:
-    while not stopped.is_set():
-      try:
-        ready.put(item, timeout=0.1)
-        return
-      except queue.Full:
-        pass
-
-  def produce() -> None:
-    try:
-      for item in items:
-        put((item, None))
-        if stopped.is_set():
-          return
-      put((_END, None))
-    except BaseException as e:  # pylint: disable=broad-except
-      put((_END, e))
-
-  thread = threading.Thread(target=produce, daemon=True)
-  thread.start()
-  try:
-    while True:
-      item, error = ready.get()
-      if error is not None:
-        raise error
-      if item is _END:
-        return
-      yield item
-  finally:
-    stopped.set()
-    thread.join()
-
-
 def _lines(path: str) -> Iterator[bytes]:
   """The lines of `path` (gzip or plain), without line ends."""
   with open(path, 'rb') as raw:
@@ -250,11 +207,16 @@ class UniRefReader:
         work on the blocks before. Do not fork while iterating then (start
         worker processes first).
     """
-    with open(self.path, 'rb') as raw:
+    with open(self.path, 'rb') as raw, contextlib.ExitStack() as stack:
       self._raw = raw
       pieces = _blocks(self.path, raw)
+      if read_ahead:
+        # zlib lets go of the GIL while it inflates, so decompression runs
+        # beside the caller's work on the blocks before.
+        pieces = stack.enter_context(prefetch.Prefetcher(
+            functools.partial(next, pieces), depth=2))
       pending, line, encoding = b'', 1, None
-      for data in _read_ahead(pieces) if read_ahead else pieces:
+      for data in pieces:
         pending += data
         if encoding is None:
           first = _ENTRY_START.search(pending)
