@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from proteinbert import layers
+from proteinbert import precision
 
 
 class GlobalAttention(hk.Module):
@@ -80,12 +81,13 @@ class GlobalAttention(hk.Module):
     keys = jnp.tanh(flat_local @ heads_last(wk)).reshape(batch, length, h * k)
     logits = jnp.einsum('bhj,blj->bhl', layers.heads_block_diagonal(query),
                         keys)
-    # Softmax in float32 whatever the compute dtype: long sequences sum many
-    # small weights.
-    logits = logits.astype(jnp.float32) / math.sqrt(k)
+    # Softmax in at least float32 whatever the compute dtype: long sequences
+    # sum many small weights.
+    softmax_dtype = precision.at_least_float32(dtype)
+    logits = logits.astype(softmax_dtype) / math.sqrt(k)
     if mask is not None:
       chex.assert_shape(mask, (batch, length))
-      logits = jnp.where(mask[:, None, :], logits, jnp.finfo(jnp.float32).min)
+      logits = jnp.where(mask[:, None, :], logits, jnp.finfo(softmax_dtype).min)
     weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
 
     heads = []

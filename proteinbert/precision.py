@@ -2,8 +2,10 @@
 
 The policy comes from the config (`model.precision`), e.g.
 'params=float32,compute=bfloat16,output=float32'. LayerNorm always computes in
-float32 (its output is cast back to the compute dtype); the attention softmax
-casts to float32 itself (`global_track.GlobalAttention`).
+at least float32 (its output is cast back to the compute dtype); the attention
+softmax does the same itself (`global_track.GlobalAttention`). A float64
+policy (with jax_enable_x64) runs every op in float64: the tests' reference
+for float32 round-off.
 
 Haiku's policies are process-global state, so they are pushed only for the
 duration of a forward pass (`policy_scope`) and never leak into other models
@@ -29,9 +31,14 @@ def get_policy(precision: str) -> jmp.Policy:
         "'params=float32,compute=bfloat16,output=float32'.") from e
 
 
+def at_least_float32(dtype) -> jnp.dtype:
+  """float32 for half-precision dtypes; wider dtypes unchanged."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 @contextlib.contextmanager
 def policy_scope(module_cls: type, precision: str):
-  """Applies `precision` to `module_cls` (and float32 LayerNorm) inside.
+  """Applies `precision` to `module_cls` (and >= float32 LayerNorm) inside.
 
   Args:
     module_cls: the outermost hk.Module class of the model being traced.
@@ -41,9 +48,10 @@ def policy_scope(module_cls: type, precision: str):
     The parsed jmp.Policy.
   """
   policy = get_policy(precision)
+  norm_dtype = at_least_float32(policy.compute_dtype)
   norm_policy = jmp.Policy(
-      param_dtype=jnp.float32,
-      compute_dtype=jnp.float32,
+      param_dtype=norm_dtype,
+      compute_dtype=norm_dtype,
       output_dtype=policy.compute_dtype)
   with hk.mixed_precision.push_policy(module_cls, policy), \
       hk.mixed_precision.push_policy(layers.LayerNorm, norm_policy):

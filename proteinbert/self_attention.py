@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from proteinbert import layers
+from proteinbert import precision
 
 # Wavelengths of the rotary frequencies run geometrically from 2 pi to
 # 2 pi * _ROTARY_BASE positions (RoFormer's choice).
@@ -44,16 +45,17 @@ def rotary_embedding(x: jnp.ndarray) -> jnp.ndarray:
     x: [B, L, H, K] queries or keys; K even.
 
   Returns:
-    [B, L, H, K] in x's dtype (angles are computed in float32).
+    [B, L, H, K] in x's dtype (angles are computed in at least float32).
   """
   length, key_size = x.shape[1], x.shape[-1]
   half = key_size // 2
   chex.assert_equal(2 * half, key_size)
-  frequencies = _ROTARY_BASE ** (-jnp.arange(half, dtype=jnp.float32) / half)
-  angles = jnp.arange(length, dtype=jnp.float32)[:, None] * frequencies
+  dtype = precision.at_least_float32(x.dtype)
+  frequencies = _ROTARY_BASE ** (-jnp.arange(half, dtype=dtype) / half)
+  angles = jnp.arange(length, dtype=dtype)[:, None] * frequencies
   cos = jnp.cos(angles)[None, :, None, :]
   sin = jnp.sin(angles)[None, :, None, :]
-  first, second = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  first, second = jnp.split(x.astype(dtype), 2, axis=-1)
   rotated = jnp.concatenate(
       [first * cos - second * sin, first * sin + second * cos], axis=-1)
   return rotated.astype(x.dtype)
@@ -101,14 +103,15 @@ class SelfAttention(hk.Module):
     keys = rotary_embedding(heads(k, 'key'))
     values = heads(v, 'value')
 
-    # Softmax in float32 whatever the compute dtype, as in the global
-    # attention.
-    logits = jnp.einsum('blhk,bmhk->bhlm', query, keys).astype(jnp.float32)
+    # Softmax in at least float32 whatever the compute dtype, as in the
+    # global attention.
+    softmax_dtype = precision.at_least_float32(local.dtype)
+    logits = jnp.einsum('blhk,bmhk->bhlm', query, keys).astype(softmax_dtype)
     logits = logits / math.sqrt(k)
     if mask is not None:
       chex.assert_shape(mask, (batch, length))
       logits = jnp.where(mask[:, None, None, :], logits,
-                         jnp.finfo(jnp.float32).min)
+                         jnp.finfo(softmax_dtype).min)
     weights = jax.nn.softmax(logits, axis=-1).astype(local.dtype)
 
     out = jnp.einsum('bhlm,bmhv->blhv', weights, values)

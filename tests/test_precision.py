@@ -4,6 +4,7 @@ import chex
 import haiku as hk
 import jax
 import jax.numpy as jnp
+from jax.extend import core as jax_core
 import numpy as np
 import pytest
 
@@ -43,6 +44,42 @@ def test_outputs_follow_the_policy(compute):
   chex.assert_tree_all_finite(out)
   # The interceptor sees the inputs after the policy cast them to float32.
   assert seen['norm_in'] == {jnp.dtype(jnp.float32)}
+
+
+def _float_dtypes(jaxpr) -> set:
+  """Float dtypes of every value a jaxpr (and its sub-jaxprs) computes."""
+  found = set()
+  for eqn in jaxpr.eqns:
+    for var in eqn.outvars:
+      dtype = getattr(var.aval, 'dtype', None)
+      if dtype is not None and jnp.issubdtype(dtype, jnp.floating):
+        found.add(jnp.dtype(dtype))
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else [param]:
+        if isinstance(sub, jax_core.ClosedJaxpr):
+          found |= _float_dtypes(sub.jaxpr)
+        elif isinstance(sub, jax_core.Jaxpr):
+          found |= _float_dtypes(sub)
+  return found
+
+
+@pytest.mark.parametrize('local_mixer', ['conv', 'self_attention'])
+def test_float64_policy_computes_everything_in_float64(local_mixer):
+  """The float32 round-off reference of tests/test_keras_parity.py.
+
+  Norms and softmaxes compute in "at least float32", so no op of a float64
+  model may drop to float32.
+  """
+  with jax.enable_x64(True):
+    config = helpers.tiny_model_config(
+        precision='params=float64,compute=float64,output=float64',
+        local_mixer=local_mixer)
+    forward = hk.transform(model_lib.forward_fn(config))
+    tokens = jnp.asarray(tokenization.tokenize(['MKTAYIAKQR'], 16))
+    annotations = jnp.ones((1, config.num_annotations))
+    params = forward.init(jax.random.PRNGKey(0), tokens, annotations)
+    jaxpr = jax.make_jaxpr(forward.apply)(params, None, tokens, annotations)
+  assert _float_dtypes(jaxpr.jaxpr) == {jnp.dtype(jnp.float64)}
 
 
 def test_half_precision_is_close_to_float32():
