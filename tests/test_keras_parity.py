@@ -2,8 +2,10 @@
 
 The original model is built with random weights, dumped in the official
 pickle format, loaded here, and both models are run on the same sequences at
-several lengths. Needs the [parity] extra (TensorFlow + tf-keras) and the
-original wheel (see tests/original_package.py); skipped without TensorFlow.
+several lengths. Outputs must agree to float32 round-off, and ours must be no
+less accurate than the original's against the same model run in float64.
+Needs the [parity] extra (TensorFlow + tf-keras) and the original wheel (see
+tests/original_package.py); skipped without TensorFlow.
 """
 
 import pickle
