@@ -3,6 +3,7 @@ r"""Pretraining speed: our training step and inference against the original.
   python -m experiments.benchmark_pretrain
   python -m experiments.benchmark_pretrain --nokeras --episodes=512:64
   python -m experiments.benchmark_pretrain --device_independent
+  python -m experiments.benchmark_pretrain --episodes=512:32 --breakdown
 
 Per episode (seq_len:batch) it times the jitted update step of the pretraining
 loop (`training.update` with LAMB + plateau, state donated) on one synthetic
@@ -25,6 +26,13 @@ tunables that stop XLA:CPU's per-step page faults (`malloc_tunables`,
 environment we were started with.
 --device_independent prints only what does not need timing: FLOPs per sample,
 XLA memory per step and the parameter count.
+
+--breakdown also times the step and the predict batch of the head-to-head
+with each switchable part of the model removed (`model.global_attention`,
+`narrow_conv`, `wide_conv`, `global_to_local`), in the same alternating
+rounds, and prints each part's marginal cost. XLA:CPU runs independent ops
+concurrently, so a profiler's per-op durations overlap and do not add up to
+the step; removal does.
 """
 
 import importlib.util
@@ -78,6 +86,11 @@ _PRECISION = flags.DEFINE_string(
 _DEVICE_INDEPENDENT = flags.DEFINE_bool(
     'device_independent', False,
     'Print only FLOPs, XLA memory and parameter counts; time nothing.')
+_BREAKDOWN = flags.DEFINE_bool(
+    'breakdown', False,
+    'Also time the head-to-head step and predict batch without each part of '
+    'the model (alternating with the full model) and print the parts\' '
+    'marginal costs.')
 _WORKER = flags.DEFINE_enum(
     'worker', '', ['', 'keras'],
     'Internal: serve Keras timings on stdin/stdout for the parent process.')
@@ -87,6 +100,14 @@ _ORIGINAL_WHEEL = flags.DEFINE_string(
     '.cache/original protein-bert==1.0.1`); it is read, never installed.')
 
 _SEED = 0
+
+# The parts --breakdown removes, by the model config switch that removes each.
+_PARTS = {
+    'global attention': 'global_attention',
+    'narrow convolution': 'narrow_conv',
+    'wide convolution': 'wide_conv',
+    'global-to-local broadcast': 'global_to_local',
+}
 
 
 def synthetic_batch(seq_len: int, batch_size: int,
@@ -339,6 +360,44 @@ def _print_episodes(episodes: dict) -> None:
           f'{trainer.xla_bytes / 2**20:8.0f}')
 
 
+def _without(config: ml_collections.ConfigDict,
+             switch: str) -> ml_collections.ConfigDict:
+  config = config.copy_and_resolve_references()
+  config.model[switch] = False
+  return config
+
+
+def _breakdown_measures(config: ml_collections.ConfigDict) -> dict:
+  """'train without PART' / 'predict without PART' timings, compiled."""
+  measures = {}
+  for part, switch in _PARTS.items():
+    trainer = JaxTrainer(_without(config, switch), _SEQ_LEN.value,
+                         _BATCH_SIZE.value)
+    predictor = JaxPredictor(_without(config, switch), _SEQ_LEN.value,
+                             _BATCH_SIZE.value, batches=_STEPS.value)
+    trainer.time_steps(1), predictor.time_sequences()  # Compile and warm up.
+    measures[f'train without {part}'] = (
+        lambda t=trainer: t.time_steps(_STEPS.value))
+    measures[f'predict without {part}'] = predictor.time_sequences
+  return measures
+
+
+def _print_breakdown(figures: dict) -> None:
+  batch_size = _BATCH_SIZE.value
+  full_train = _median(figures['train'])
+  full_predict = _median(figures['predict']) * batch_size
+  print(f'\nmarginal cost of each part at {_SEQ_LEN.value}x{batch_size} '
+        '(full model minus the model without it; medians):')
+  print(f'{"":28} {"train ms/step":>14} {"predict ms/batch":>17}')
+  print(f'{"full model":28} {full_train * 1e3:14.0f} '
+        f'{full_predict * 1e3:17.0f}')
+  for part in _PARTS:
+    train = full_train - _median(figures[f'train without {part}'])
+    predict = full_predict - _median(
+        figures[f'predict without {part}']) * batch_size
+    print(f'{part:28} {train * 1e3:14.0f} {predict * 1e3:17.0f}')
+
+
 def _print_duel(figures: dict, ours_rss: float, theirs_rss: float) -> None:
   batch_size = _BATCH_SIZE.value
   print(f'\nat {_SEQ_LEN.value}x{batch_size}, medians of {_ROUNDS.value} '
@@ -386,6 +445,8 @@ def main(argv):
   if keras:
     measures.update(keras_train=lambda: keras.ask('train'),
                     keras_predict=lambda: keras.ask('predict'))
+  if _BREAKDOWN.value:
+    measures.update(_breakdown_measures(config))
   episodes = {duel: (trainer, _rounds(measures))}
   ours_rss = _peak_rss_mib()
   theirs_rss = keras.ask('quit') if keras else float('nan')
@@ -408,6 +469,8 @@ def main(argv):
         'GFLOP/s\n')
   _print_episodes(episodes)
   _print_duel(episodes[duel][1], ours_rss, theirs_rss)
+  if _BREAKDOWN.value:
+    _print_breakdown(episodes[duel][1])
   if not on_cpu:
     stats = jax.devices()[0].memory_stats() or {}
     print(f'device peak memory: '
