@@ -371,10 +371,10 @@ def _breakdown_measures(config: ml_collections.ConfigDict) -> dict:
   """'train without PART' / 'predict without PART' timings, compiled."""
   measures = {}
   for part, switch in _PARTS.items():
-    trainer = JaxTrainer(_without(config, switch), _SEQ_LEN.value,
-                         _BATCH_SIZE.value)
-    predictor = JaxPredictor(_without(config, switch), _SEQ_LEN.value,
-                             _BATCH_SIZE.value, batches=_STEPS.value)
+    without = _without(config, switch)
+    trainer = JaxTrainer(without, _SEQ_LEN.value, _BATCH_SIZE.value)
+    predictor = JaxPredictor(without, _SEQ_LEN.value, _BATCH_SIZE.value,
+                             batches=_STEPS.value)
     trainer.time_steps(1), predictor.time_sequences()  # Compile and warm up.
     measures[f'train without {part}'] = (
         lambda t=trainer: t.time_steps(_STEPS.value))

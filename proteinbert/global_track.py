@@ -9,17 +9,14 @@ comes from the global representation, its keys and values from the residues,
 and the heads' outputs are concatenated into a new global vector.
 """
 
-import math
 from typing import Optional
 
 import chex
 import haiku as hk
-import jax
 import jax.numpy as jnp
 import ml_collections
 
 from proteinbert import layers
-from proteinbert import precision
 
 
 class GlobalAttention(hk.Module):
@@ -81,14 +78,10 @@ class GlobalAttention(hk.Module):
     keys = jnp.tanh(flat_local @ heads_last(wk)).reshape(batch, length, h * k)
     logits = jnp.einsum('bhj,blj->bhl', layers.heads_block_diagonal(query),
                         keys)
-    # Softmax in at least float32 whatever the compute dtype: long sequences
-    # sum many small weights.
-    softmax_dtype = precision.at_least_float32(dtype)
-    logits = logits.astype(softmax_dtype) / math.sqrt(k)
     if mask is not None:
       chex.assert_shape(mask, (batch, length))
-      logits = jnp.where(mask[:, None, :], logits, jnp.finfo(softmax_dtype).min)
-    weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
+      mask = mask[:, None, :]
+    weights = layers.attention_weights(logits, k, mask)
 
     heads = []
     for head in range(h):

@@ -5,7 +5,8 @@ starts from the same distribution as the original: Glorot-uniform kernels,
 zero biases, embeddings uniform in [-0.05, 0.05].
 """
 
-from typing import Callable
+import math
+from typing import Callable, Optional
 
 import haiku as hk
 import jax
@@ -101,14 +102,42 @@ def heads_block_diagonal(x: jnp.ndarray) -> jnp.ndarray:
                                                       heads * size)
 
 
+def at_least_float32(dtype) -> jnp.dtype:
+  """float32 for half-precision dtypes; wider dtypes unchanged."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def attention_weights(logits: jnp.ndarray, key_size: int,
+                      mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Softmax over the last (attended) axis of scaled attention logits.
+
+  Computed in at least float32 whatever the compute dtype, since long
+  sequences sum many small weights; returned in the logits' dtype.
+
+  Args:
+    logits: [..., L] query-key products, unscaled.
+    key_size: K; logits are divided by sqrt(K).
+    mask: optional bool broadcastable to logits, True where attention may
+      look; masked positions get zero weight.
+
+  Returns:
+    Weights shaped and typed as `logits`.
+  """
+  dtype = at_least_float32(logits.dtype)
+  scaled = logits.astype(dtype) / math.sqrt(key_size)
+  if mask is not None:
+    scaled = jnp.where(mask, scaled, jnp.finfo(dtype).min)
+  return jax.nn.softmax(scaled, axis=-1).astype(logits.dtype)
+
+
 class LayerNorm(hk.Module):
-  """Normalises over the channel axis, then scales and shifts (Keras' gamma/beta).
+  """Normalises over channels, then scales and shifts (Keras' gamma/beta).
 
   The parameters are hk.LayerNorm's ('scale' [C], 'offset' [C]). The mean and
   variance are taken in two passes, as Keras' tf.nn.moments; unlike
   hk.LayerNorm, scale and offset are not broadcast to the input's shape
   first, which XLA:CPU materialises as full-size tensors in the gradient.
-  `precision.policy_scope` runs it in float32.
+  `precision.policy_scope` runs it in at least float32.
   """
 
   def __init__(self, eps: float, name: str):

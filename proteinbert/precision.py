@@ -3,7 +3,7 @@
 The policy comes from the config (`model.precision`), e.g.
 'params=float32,compute=bfloat16,output=float32'. LayerNorm always computes in
 at least float32 (its output is cast back to the compute dtype); the attention
-softmax does the same itself (`global_track.GlobalAttention`). A float64
+softmaxes do the same themselves (`layers.attention_weights`). A float64
 policy (with jax_enable_x64) runs every op in float64: the tests' reference
 for float32 round-off.
 
@@ -15,7 +15,6 @@ built in the same notebook or test.
 import contextlib
 
 import haiku as hk
-import jax.numpy as jnp
 import jmp
 
 from proteinbert import layers
@@ -31,11 +30,6 @@ def get_policy(precision: str) -> jmp.Policy:
         "'params=float32,compute=bfloat16,output=float32'.") from e
 
 
-def at_least_float32(dtype) -> jnp.dtype:
-  """float32 for half-precision dtypes; wider dtypes unchanged."""
-  return jnp.promote_types(dtype, jnp.float32)
-
-
 @contextlib.contextmanager
 def policy_scope(module_cls: type, precision: str):
   """Applies `precision` to `module_cls` (and >= float32 LayerNorm) inside.
@@ -48,7 +42,7 @@ def policy_scope(module_cls: type, precision: str):
     The parsed jmp.Policy.
   """
   policy = get_policy(precision)
-  norm_dtype = at_least_float32(policy.compute_dtype)
+  norm_dtype = layers.at_least_float32(policy.compute_dtype)
   norm_policy = jmp.Policy(
       param_dtype=norm_dtype,
       compute_dtype=norm_dtype,

@@ -17,16 +17,13 @@ length, as the convolutions do; learned absolute embeddings would bound the
 length and add a layer the paper's model does not have.
 """
 
-import math
 from typing import Optional
 
 import chex
 import haiku as hk
-import jax
 import jax.numpy as jnp
 
 from proteinbert import layers
-from proteinbert import precision
 
 # Wavelengths of the rotary frequencies run geometrically from 2 pi to
 # 2 pi * _ROTARY_BASE positions (RoFormer's choice).
@@ -50,7 +47,7 @@ def rotary_embedding(x: jnp.ndarray) -> jnp.ndarray:
   length, key_size = x.shape[1], x.shape[-1]
   half = key_size // 2
   chex.assert_equal(2 * half, key_size)
-  dtype = precision.at_least_float32(x.dtype)
+  dtype = layers.at_least_float32(x.dtype)
   frequencies = _ROTARY_BASE ** (-jnp.arange(half, dtype=dtype) / half)
   angles = jnp.arange(length, dtype=dtype)[:, None] * frequencies
   cos = jnp.cos(angles)[None, :, None, :]
@@ -103,16 +100,11 @@ class SelfAttention(hk.Module):
     keys = rotary_embedding(heads(k, 'key'))
     values = heads(v, 'value')
 
-    # Softmax in at least float32 whatever the compute dtype, as in the
-    # global attention.
-    softmax_dtype = precision.at_least_float32(local.dtype)
-    logits = jnp.einsum('blhk,bmhk->bhlm', query, keys).astype(softmax_dtype)
-    logits = logits / math.sqrt(k)
     if mask is not None:
       chex.assert_shape(mask, (batch, length))
-      logits = jnp.where(mask[:, None, None, :], logits,
-                         jnp.finfo(softmax_dtype).min)
-    weights = jax.nn.softmax(logits, axis=-1).astype(local.dtype)
+      mask = mask[:, None, None, :]
+    weights = layers.attention_weights(
+        jnp.einsum('blhk,bmhk->bhlm', query, keys), k, mask)
 
     out = jnp.einsum('bhlm,bmhv->blhv', weights, values)
     out = layers.dense(channels, 'output')(out.reshape(batch, length, h * v))

@@ -126,3 +126,17 @@ def test_layer_norm_matches_hk_layer_norm():
                              rtol=1e-5, atol=1e-5)
   _assert_same_gradients(ours.apply, theirs.apply, params, x, jnp.sin,
                          rtol=1e-4, atol=1e-5)
+
+
+def test_attention_weights_scale_mask_and_keep_the_dtype():
+  logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 5)) * 40,
+                       jnp.bfloat16)
+  mask = jnp.asarray([[True, True, False, True, False],
+                      [True, False, False, False, False]])[:, None, :]
+  got = layers.attention_weights(logits, 16, mask)
+  assert got.dtype == jnp.bfloat16
+  want = jax.nn.softmax(
+      jnp.where(mask, logits.astype(jnp.float32) / 4, -jnp.inf), axis=-1)
+  np.testing.assert_allclose(got.astype(jnp.float32), want, rtol=0,
+                             atol=4e-3)
+  assert not np.any(np.asarray(got)[~np.broadcast_to(mask, got.shape)])
