@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 import zipfile
 
 from absl import app
@@ -204,9 +204,17 @@ class JaxPredictor:
     params = model_lib.init_params(config.model, jax.random.PRNGKey(_SEED))
     self._model = inference.PretrainedModel(params, config.model)
     batch = synthetic_batch(seq_len, batch_size, config.model.num_annotations)
-    self._tokens = np.tile(batch.targets, (batches, 1))
-    self._annotations = np.tile(batch.annotation_targets, (batches, 1))
+    self._tokens = np.tile(batch.targets, (batches, 1)).astype(np.int32)
+    self._annotations = np.tile(batch.annotation_targets,
+                                (batches, 1)).astype(np.float32)
     self._batch_size = batch_size
+
+  def flops_per_sequence(self) -> float:
+    """XLA cost-analysis FLOPs of one predicted sequence (compiles once more)."""
+    compiled = inference.PretrainedModel._predict_batch.lower(  # pylint: disable=protected-access
+        self._model, self._model.params, self._tokens[:self._batch_size],
+        self._annotations[:self._batch_size], False).compile()
+    return float(compiled.cost_analysis()['flops']) / self._batch_size
 
   def time_sequences(self) -> float:
     """Seconds per sequence (the first call also compiles)."""
@@ -398,21 +406,78 @@ def _print_breakdown(figures: dict) -> None:
     print(f'{part:28} {train * 1e3:14.0f} {predict * 1e3:17.0f}')
 
 
-def _print_duel(figures: dict, ours_rss: float, theirs_rss: float) -> None:
+class DuelRow(NamedTuple):
+  """One row of the head-to-head: a throughput on both sides and its bound.
+
+  Attributes:
+    label: what is counted per second.
+    ours: our throughput (samples or sequences per second).
+    theirs: the Keras original's.
+    ratio: ours / theirs.
+    our_mfu: our FLOPs per second over the matmul rate.
+    their_mfu: the same FLOPs over Keras' time, over the matmul rate.
+    ceiling: the ratio an implementation at 100% MFU would reach, i.e. Keras'
+      time over the time these FLOPs take at the matmul rate.
+  """
+  label: str
+  ours: float
+  theirs: float
+  ratio: float
+  our_mfu: float
+  their_mfu: float
+  ceiling: float
+
+
+def duel_rows(figures: dict, batch_size: int, train_flops: float,
+              predict_flops: float) -> list[DuelRow]:
+  """Training and inference rows of the head-to-head, from medians.
+
+  Both sides do the same arithmetic, so our XLA FLOP counts serve for Keras
+  too. The time those FLOPs take at the measured matmul rate is a floor that
+  no implementation goes below on this machine, so Keras' time over it is the
+  highest ratio against Keras that any implementation could reach here.
+
+  Args:
+    figures: timings by measure name: 'train' and 'keras_train' in seconds
+      per step of `batch_size` samples, 'predict' and 'keras_predict' in
+      seconds per sequence (the Keras ones may be missing), 'rate' in FLOP/s.
+    batch_size: samples per training step.
+    train_flops: FLOPs of one training step.
+    predict_flops: FLOPs of predicting one sequence.
+
+  Returns:
+    [training row, inference row]; NaN where Keras was not timed.
+  """
+  rate = _median(figures['rate'])
+  rows = []
+  for label, key, flops, count in (
+      ('train samples/s', 'train', train_flops, batch_size),
+      ('inference sequences/s', 'predict', predict_flops, 1)):
+    ours = _median(figures[key])
+    theirs = _median(figures.get(f'keras_{key}', [float('nan')]))
+    floor = flops / rate
+    rows.append(DuelRow(label, count / ours, count / theirs, theirs / ours,
+                        floor / ours, floor / theirs, theirs / floor))
+  return rows
+
+
+def _print_duel(figures: dict, train_flops: float, predict_flops: float,
+                ours_rss: float, theirs_rss: float) -> None:
   batch_size = _BATCH_SIZE.value
   print(f'\nat {_SEQ_LEN.value}x{batch_size}, medians of {_ROUNDS.value} '
         f'rounds of {_STEPS.value} steps / {_STEPS.value * batch_size} '
         'sequences:')
-  print(f'{"":24} {"JAX":>9} {"Keras":>9} {"ratio":>6}')
-  nan = [float('nan')]
-  rows = (
-      ('train samples/s', batch_size / _median(figures['train']),
-       batch_size / _median(figures.get('keras_train', nan))),
-      ('inference sequences/s', 1 / _median(figures['predict']),
-       1 / _median(figures.get('keras_predict', nan))),
-      ('peak RSS MiB', ours_rss, theirs_rss))
-  for label, ours, theirs in rows:
-    print(f'{label:24} {ours:9.1f} {theirs:9.1f} {ours / theirs:6.2f}')
+  print(f'{"":24} {"JAX":>9} {"Keras":>9} {"ratio":>6} {"JAX MFU":>8} '
+        f'{"Keras MFU":>10} {"ceiling":>8}')
+  for row in duel_rows(figures, batch_size, train_flops, predict_flops):
+    print(f'{row.label:24} {row.ours:9.1f} {row.theirs:9.1f} '
+          f'{row.ratio:6.2f} {row.our_mfu:8.1%} {row.their_mfu:10.1%} '
+          f'{row.ceiling:8.2f}')
+  print(f'{"peak RSS MiB":24} {ours_rss:9.1f} {theirs_rss:9.1f} '
+        f'{ours_rss / theirs_rss:6.2f}')
+  print(f'MFU: FLOPs / time / matmul rate (median '
+        f'{_median(figures["rate"]) / 1e9:.0f} GFLOP/s); ceiling: the ratio '
+        'to Keras of an implementation at 100% MFU.')
   print('per round (s/step, s/sequence): ' + json.dumps(
       {k: [round(x, 5) for x in v] for k, v in figures.items()
        if k != 'rate'}))
@@ -468,7 +533,8 @@ def main(argv):
   print(f'matmul rate, median of all rounds: {_median(rates) / 1e9:.0f} '
         'GFLOP/s\n')
   _print_episodes(episodes)
-  _print_duel(episodes[duel][1], ours_rss, theirs_rss)
+  _print_duel(episodes[duel][1], episodes[duel][0].flops,
+              predictor.flops_per_sequence(), ours_rss, theirs_rss)
   if _BREAKDOWN.value:
     _print_breakdown(episodes[duel][1])
   if not on_cpu:
