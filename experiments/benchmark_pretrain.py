@@ -222,7 +222,11 @@ class JaxPredictor:
     self._batch_size = batch_size
 
   def flops_per_sequence(self) -> float:
-    """XLA cost-analysis FLOPs of one predicted sequence (compiles once more)."""
+    """XLA cost-analysis FLOPs of one predicted sequence.
+
+    JAX caches the executable that `predict` compiled, so after
+    `time_sequences` this compiles nothing.
+    """
     compiled = inference.PretrainedModel._predict_batch.lower(  # pylint: disable=protected-access
         self._model, self._model.params, self._tokens[:self._batch_size],
         self._annotations[:self._batch_size], False).compile()
@@ -446,7 +450,7 @@ class DuelRow(NamedTuple):
 
 def duel_rows(figures: dict, batch_size: int, train_flops: float,
               predict_flops: float) -> list[DuelRow]:
-  """Training and inference rows of the head-to-head, from medians.
+  """Training and inference rows of the head-to-head.
 
   Both sides do the same arithmetic, so our XLA FLOP counts serve for Keras
   too. The time those FLOPs take at the measured matmul rate is a floor that
