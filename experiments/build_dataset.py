@@ -1,11 +1,21 @@
-r"""Builds a pretraining dataset from a UniRef XML release and the GO.
+r"""Builds a pretraining dataset from a UniRef XML release, or from a FASTA.
 
   python -m experiments.build_dataset --uniref_xml=uniref90.xml.gz \
       --go_obo=go-basic.obo --output=uniref90.h5 --test_fraction=0.001
 
+  python -m experiments.build_dataset --fasta=uniprot_sprot.fasta.gz \
+      --annotations=goa_uniprot.gaf.gz --go_obo=go-basic.obo \
+      --output=sprot.h5 --test_fraction=0.001
+
+  python -m experiments.build_dataset --fasta=repertoire.fasta \
+      --output=repertoire.h5     # Sequence-only: no GO terms.
+
+--annotations is a TSV (header 'accession<TAB>go_ids', GO IDs
+comma-separated) or a GAF 2.x file; it joins on the FASTA IDs (the
+accession of UniProt 'sp|...|' and 'tr|...|' headers, else the first word).
 --compat=original reproduces protein-bert 1.0.1's pipeline (no propagation,
 its vocabulary and ID handling, its order); --format=original writes its
-dense layout. See proteinbert/data/build.py.
+dense layout. See proteinbert/data/build.py and sources.py.
 """
 
 import json
@@ -15,18 +25,25 @@ from absl import flags
 
 from proteinbert.data import build
 from proteinbert.data import dataset
+from proteinbert.data import sources
 
 _UNIREF_XML = flags.DEFINE_string(
     'uniref_xml', None, 'UniRef XML release, gzip or plain '
-    '(uniref90.xml.gz).', required=True)
+    '(uniref90.xml.gz); or give --fasta without it.')
 _GO_OBO = flags.DEFINE_string(
-    'go_obo', None, 'GO in OBO format (go-basic.obo, or CAFA go.txt).',
-    required=True)
+    'go_obo', None, 'GO in OBO format (go-basic.obo, or CAFA go.txt); needed '
+    'with --uniref_xml or --annotations.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Dataset file to write.',
                               required=True)
 _FASTA = flags.DEFINE_string(
-    'fasta', None, 'Optional uniref90.fasta[.gz], same release: sequences for '
-    'entries whose XML has none (with --compat=original: every sequence).')
+    'fasta', None, 'With --uniref_xml: optional uniref90.fasta[.gz], same '
+    'release: sequences for entries whose XML has none (with '
+    '--compat=original: every sequence). Without: the proteins (any FASTA, '
+    'gzip or plain).')
+_ANNOTATIONS = flags.DEFINE_string(
+    'annotations', None, 'With --fasta: GO annotations, a TSV (accession<TAB>'
+    'GO:...,GO:...) or GAF 2.x file, gzip or plain; without it the dataset '
+    'is sequence-only.')
 _MIN_ANNOTATION_COUNT = flags.DEFINE_integer(
     'min_annotation_count', 100, 'Keep GO terms carried by at least this many '
     'proteins (100 gave the paper 8,943 terms, without propagation).')
@@ -63,10 +80,23 @@ _SUMMARY_JSON = flags.DEFINE_string(
     'before the metadata is written).')
 
 
+@flags.multi_flags_validator(
+    ['uniref_xml', 'fasta', 'annotations', 'go_obo', 'compat'],
+    message='Choose one input route.')
+def _one_route(values):
+  try:
+    sources.choose(values['uniref_xml'], values['fasta'],
+                   values['annotations'], values['go_obo'], values['compat'])
+  except ValueError as e:
+    raise flags.ValidationError(str(e)) from None
+  return True
+
+
 def main(argv):
   del argv
   summary = build.build_dataset(
       _UNIREF_XML.value, _GO_OBO.value, _OUTPUT.value, fasta=_FASTA.value,
+      annotations=_ANNOTATIONS.value,
       min_annotation_count=_MIN_ANNOTATION_COUNT.value,
       propagate=_PROPAGATE.value, test_ids=_TEST_IDS.value,
       test_fraction=_TEST_FRACTION.value, seed=_SEED.value,

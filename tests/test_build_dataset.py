@@ -1,18 +1,26 @@
 """Tests for proteinbert/data/build.py."""
 
 import gzip
+import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from proteinbert import config as config_lib
+from proteinbert.data import annotation_table
 from proteinbert.data import build
 from proteinbert.data import dataset as dataset_lib
+from proteinbert.data import loader as loader_lib
 from proteinbert.data import ontology as ontology_lib
 from proteinbert.data import synthetic
 from proteinbert.data import uniref
 from tests import synthetic_release
+from tests import test_annotation_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 entry = synthetic_release.entry
 ATP_CLOSURE = ['GO:0003674', 'GO:0005488', 'GO:0005524', 'GO:0016301']
@@ -395,3 +403,229 @@ def test_timing_covers_the_whole_build(tmp_path):
   # The metadata is written before the file is closed and renamed.
   assert 0 < recorded['seconds'] <= summary.seconds
   assert 0 < recorded['cpu_seconds'] <= summary.cpu_seconds
+
+
+# The FASTA route. Both UniProt header forms, a header without an entry
+# name and a plain one.
+FASTA = ('>sp|P00001|KINA_HUMAN Kinase A OS=Homo sapiens OX=9606 GN=KA\n'
+         'MKVLA\nMKV\n'
+         '>tr|A0A002|A0A002_MOUSE Uncharacterized OS=Mus musculus OX=10090\n'
+         'MKKW\n'
+         '>sp|P00003|\nMSSS\n'
+         '>custom_7 an antibody\nEVQLV\n'
+         '>P00005\nMAAA\n')
+# (accession, GO ID, qualifier) rows of the annotation tables.
+ROWS = (
+    ('P00001', 'GO:0005524', 'enables'),
+    ('P00001', 'GO:0007165', 'NOT|involved_in'),  # Left out.
+    ('P00001', 'GO:0005524', 'enables'),  # Again, another evidence.
+    ('A0A002', 'GO:0000099', 'enables'),  # Alt ID of ATP binding.
+    ('A0A002', 'GO:0007165', 'involved_in'),
+    ('P00003', 'GO:0000013', 'enables'),  # Obsolete, replaced by kinase.
+    ('P00005', 'GO:0000014', 'enables'),  # Obsolete, no replacement.
+    ('P00005', 'GO:1234567', 'enables'),  # Unknown.
+    ('Q99999', 'GO:0005524', 'enables'),  # Not in the FASTA.
+    ('Q99999', 'GO:0016301', 'enables'),
+)
+FASTA_ANNOTATIONS = {
+    'KINA_HUMAN': ATP_CLOSURE,
+    'A0A002_MOUSE': sorted(ATP_CLOSURE + ['GO:0007165', 'GO:0008150']),
+    'P00003': ['GO:0003674', 'GO:0016301'],
+    'custom_7': [],
+    'P00005': [],
+}
+
+
+def _gaf(rows):
+  return '!gaf-version: 2.2\n' + ''.join(
+      test_annotation_table.gaf_row(a, g, q) + '\n' for a, g, q in rows)
+
+
+def _tsv(rows):
+  by_protein = {}
+  for accession, go_id, qualifier in rows:
+    if 'NOT' not in qualifier:
+      by_protein.setdefault(accession, []).append(go_id)
+  return 'accession\tgo_ids\n' + ''.join(
+      f'{a}\t{",".join(g)}\n' for a, g in by_protein.items())
+
+
+def _write_text(path, text, gz=False):
+  path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+  return str(path)
+
+
+def _fasta_build(tmp_path, fasta=FASTA, table=None, name='out.h5', gz=False,
+                 **kwargs):
+  """Builds from `fasta` and the annotation table text `table` (if any)."""
+  directory = tmp_path / 'inputs'
+  directory.mkdir(exist_ok=True)
+  obo = str(directory / 'go.obo')
+  synthetic.write_obo(obo, synthetic_release.TERMS)
+  suffix = '.gz' if gz else ''
+  if table is not None:
+    kwargs['annotations'] = _write_text(
+        directory / ('table' + suffix), table, gz)
+    kwargs.setdefault('go_obo', obo)
+  kwargs.setdefault('min_annotation_count', 1)
+  kwargs.setdefault('num_workers', 0)
+  kwargs.setdefault('show_progress', False)
+  output = str(tmp_path / name)
+  summary = build.build_dataset(
+      None, kwargs.pop('go_obo', None), output,
+      fasta=_write_text(directory / ('proteins.fasta' + suffix), fasta, gz),
+      **kwargs)
+  return summary, output
+
+
+@pytest.mark.parametrize(
+    'table, gz', [(_gaf(ROWS), False), (_gaf(ROWS), True), (_tsv(ROWS), False),
+                  (_tsv(ROWS), True)], ids=['gaf', 'gaf.gz', 'tsv', 'tsv.gz'])
+def test_fasta_route(tmp_path, table, gz):
+  summary, output = _fasta_build(tmp_path, table=table, gz=gz)
+  # Propagated to is_a ancestors; alt IDs and replaced terms resolved.
+  assert _annotations_by_protein(output) == FASTA_ANNOTATIONS
+  assert summary.entries == summary.proteins == 5
+  assert summary.with_annotations == 3
+  assert summary.go_references == {'primary': 2, 'alt_id': 1, 'replaced': 1,
+                                   'obsolete': 1, 'unknown': 1}
+  assert summary.unknown_go_ids == {'GO:1234567': 1}
+  is_gaf = table.startswith('!')
+  assert summary.annotation_table == {
+      'rows': 10 if is_gaf else 5, 'not_rows': 1 if is_gaf else 0,
+      'references': 9, 'proteins': 5, 'proteins_taken': 4,
+      'references_taken': 7, 'proteins_absent': 1, 'references_absent': 2}
+  with dataset_lib.open_dataset(output) as data:
+    ids = data.protein_ids(0, 5)
+    entries = dict(zip(ids, data.entry_ids(0, 5)))
+    taxa = dict(zip(ids, data.taxonomy_ids(0, 5).tolist()))
+    seqs = dict(zip(ids, data.read(0, 5).seqs))
+    recorded = data.metadata
+  assert entries == {'KINA_HUMAN': 'P00001', 'A0A002_MOUSE': 'A0A002',
+                     'P00003': 'P00003', 'custom_7': 'custom_7',
+                     'P00005': 'P00005'}
+  assert taxa == {'KINA_HUMAN': 9606, 'A0A002_MOUSE': 10090, 'P00003': -1,
+                  'custom_7': -1, 'P00005': -1}
+  assert seqs['KINA_HUMAN'] == b'MKVLAMKV'
+  assert recorded['annotation_table']['format'] == ('gaf' if is_gaf else 'tsv')
+  assert recorded['summary']['annotation_table'] == summary.annotation_table
+  assert recorded['inputs']['annotations']['name'] == 'table' + (
+      '.gz' if gz else '')
+
+
+def test_fasta_route_test_ids(tmp_path):
+  # An accession, an entry name, a plain first word, an unknown ID.
+  ids = _write_ids(tmp_path, ['P00001', 'A0A002_MOUSE', 'custom_7', 'NOPE'])
+  summary, output = _fasta_build(tmp_path, table=_tsv(ROWS), test_ids=ids)
+  with dataset_lib.open_dataset(output) as data:
+    test = {n for n, t in zip(data.protein_ids(0, 5), data.is_test) if t}
+  assert test == {'KINA_HUMAN', 'A0A002_MOUSE', 'custom_7'}
+  assert summary.test_proteins == 3 and summary.unmatched_test_ids == 1
+  with pytest.raises(ValueError, match='expected FASTA IDs'):
+    _fasta_build(tmp_path, name='none.h5',
+                 test_ids=_write_ids(tmp_path, ['NOPE']))
+
+
+def test_sequence_only_build(tmp_path):
+  summary, output = _fasta_build(tmp_path, test_fraction=0.5)
+  assert summary.proteins == 5 and summary.vocabulary_size == 0
+  assert summary.with_annotations == 0 and not summary.annotation_table
+  with dataset_lib.open_dataset(output) as data:
+    assert data.num_annotations == 0 and len(data.annotation_ids) == 0
+    proteins = data.read(0, 5)
+    np.testing.assert_array_equal(proteins.annotation_offsets, [0] * 6)
+    assert len(proteins.annotation_indices) == 0
+    # The pretraining loader reads it: zero-width annotation arrays.
+    config = config_lib.get_data_config()
+    config.episodes = ((16, 2),)
+    batch = loader_lib.PretrainingLoader(data, config).next_batch()
+  assert batch.annotations.shape == (2, 0)
+  assert batch.tokens.shape == (2, 16)
+
+
+def test_fasta_route_order(tmp_path, monkeypatch):
+  entries = _random_entries(300)
+  fasta = tmp_path / 'proteins.fasta'
+  synthetic.write_fasta(str(fasta), entries)
+  fasta = fasta.read_text()
+  records = ['>' + r for r in fasta.split('>')[1:]]
+  table = 'accession\tgo_ids\n' + ''.join(
+      f'{e.entry_id}\t{",".join(e.go_ids)}\n' for e in entries if e.go_ids)
+  _, whole = _fasta_build(tmp_path, fasta, table, 'whole.h5')
+  _, bucketed = _fasta_build(tmp_path, fasta, table, 'bucketed.h5',
+                             bucket_size=40, num_workers=2)
+  # The order hashes IDs, not positions: the FASTA's order does not matter.
+  _, reversed_ = _fasta_build(tmp_path, ''.join(reversed(records)), table,
+                              'reversed.h5')
+  monkeypatch.setattr(build, '_MAX_RANGES', 2)  # Ranges split again.
+  _, resplit = _fasta_build(tmp_path, fasta, table, 'resplit.h5',
+                            bucket_size=40)
+  _, reseeded = _fasta_build(tmp_path, fasta, table, 'reseeded.h5', seed=1)
+  order = {}
+  for path in (whole, bucketed, reversed_, resplit, reseeded):
+    with dataset_lib.open_dataset(path) as data:
+      order[path] = data.protein_ids(0, data.num_proteins)
+  assert sorted(order[whole]) == sorted(e.entry_id for e in entries)
+  assert order[whole] != [e.entry_id for e in entries]
+  assert order[whole] == order[bucketed] == order[reversed_] == order[resplit]
+  assert order[whole] != order[reseeded]
+  assert _annotations_by_protein(whole) == _annotations_by_protein(bucketed)
+
+
+@pytest.mark.parametrize('edit, error, message', [
+    (dict(fasta=FASTA + '>tr|P00003|OTHER_HUMAN\nMKV\n'),
+     uniref.UniRefFormatError,
+     r"proteins.fasta(\.gz)?:12: duplicate ID 'P00003' \(first at line 6\)"),
+    (dict(fasta=FASTA + '>\nMKV\n'), uniref.UniRefFormatError,
+     r"proteins.fasta(\.gz)?:12: a '>' header without an ID"),
+    (dict(table=_gaf(ROWS) + 'UniProtKB\tP00001\tKA\tenables\n'),
+     annotation_table.AnnotationTableError,
+     r'table(\.gz)?:12: expected 15-17 tab-separated GAF columns, found 4'),
+    (dict(table=_gaf(ROWS) + test_annotation_table.gaf_row('P1', 'enables') +
+          '\n'), annotation_table.AnnotationTableError,
+     r"table(\.gz)?:12: column 5 \(GO ID\) holds 'enables'"),
+    (dict(table=_tsv(ROWS).partition('\n')[2]),
+     annotation_table.AnnotationTableError,
+     r"table(\.gz)?:1: expected the header line 'accession<TAB>go_ids'"),
+], ids=['duplicate_id', 'header_without_id', 'gaf_row_too_short',
+        'gaf_not_a_go_id', 'tsv_without_header'])
+@pytest.mark.parametrize('gz', [False, True])
+def test_fasta_route_bad_inputs_leave_no_output(tmp_path, edit, error,
+                                                message, gz):
+  edit = dict(edit)
+  edit.setdefault('table', _tsv(ROWS))
+  output = tmp_path / 'out'
+  output.mkdir()
+  with pytest.raises(error, match=message):
+    _fasta_build(output, name='dataset.h5', gz=gz, num_workers=2, **edit)
+  assert os.listdir(output) == ['inputs']  # No output, no scratch.
+
+
+def test_cli(tmp_path):
+  directory = tmp_path / 'inputs'
+  directory.mkdir()
+  obo = str(directory / 'go.obo')
+  synthetic.write_obo(obo, synthetic_release.TERMS)
+  fasta = _write_text(directory / 'p.fasta.gz', FASTA, gz=True)
+  gaf = _write_text(directory / 'a.gaf', _gaf(ROWS))
+  output, summary_json = tmp_path / 'out.h5', tmp_path / 'summary.json'
+
+  def run(*flags):
+    return subprocess.run(
+        [sys.executable, '-m', 'experiments.build_dataset', *flags],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+
+  done = run(f'--fasta={fasta}', f'--annotations={gaf}', f'--go_obo={obo}',
+             f'--output={output}', '--min_annotation_count=1',
+             '--test_fraction=0.5', f'--summary_json={summary_json}')
+  assert done.returncode == 0, done.stderr
+  with open(summary_json) as f:
+    summary = json.load(f)
+  assert summary['proteins'] == 5 and summary['with_annotations'] == 3
+  assert summary['annotation_table']['proteins_absent'] == 1
+  assert _annotations_by_protein(str(output)) == FASTA_ANNOTATIONS
+  refused = run(f'--fasta={fasta}', f'--annotations={gaf}',
+                f'--output={tmp_path / "refused.h5"}')
+  assert refused.returncode != 0
+  assert 'annotations needs go_obo' in refused.stderr
+  assert not os.path.exists(tmp_path / 'refused.h5')

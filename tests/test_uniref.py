@@ -150,8 +150,8 @@ def test_fasta_join(tmp_path):
              for i in range(6)]
   path = str(tmp_path / 'u.fasta.gz')
   synthetic.write_fasta(path, entries)
-  assert dict(uniref.read_fasta(path)) == {e.entry_id: e.sequence
-                                           for e in entries}
+  assert {r.id: r.sequence for r in uniref.FastaReader(path)} == {
+      e.entry_id: e.sequence for e in entries}
   join = uniref.FastaJoin(path, window=2)
   assert join.lookup('UniRef90_P2') == entries[2].sequence  # Passes P0, P1.
   assert join.lookup('UniRef90_P1') == entries[1].sequence  # Waiting.
@@ -166,4 +166,28 @@ def test_fasta_without_header(tmp_path):
   path.write_text('\nMKV\n>P1\nMKV\n')
   with pytest.raises(uniref.UniRefFormatError,
                      match=r"u.fasta:2: sequence data before the first '>'"):
-    list(uniref.read_fasta(str(path)))
+    list(uniref.FastaReader(str(path)))
+
+
+@pytest.mark.parametrize('gz, read_ahead', [(False, False), (True, True)])
+def test_fasta_reader_records(tmp_path, gz, read_ahead):
+  text = ('>sp|P1|A_HUMAN Protein A OS=Homo sapiens OX=9606\nMKV\nLA\n\n'
+          '>P2\n>UPI1 \xe9 n=1\r\nWW\r\n')
+  path = tmp_path / ('u.fasta.gz' if gz else 'u.fasta')
+  data = text.encode()
+  path.write_bytes(gzip.compress(data) if gz else data)
+  reader = uniref.FastaReader(str(path))
+  assert list(reader.records(read_ahead=read_ahead)) == [
+      uniref.FastaRecord('sp|P1|A_HUMAN',
+                         'Protein A OS=Homo sapiens OX=9606', 'MKVLA', 1),
+      uniref.FastaRecord('P2', '', '', 5),
+      uniref.FastaRecord('UPI1', '\xe9 n=1', 'WW', 6),
+  ]
+
+
+def test_read_lines(tmp_path, monkeypatch):
+  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 4)
+  path = tmp_path / 'x.txt.gz'
+  path.write_bytes(gzip.compress(b'first line\n\nthird\nlast'))
+  assert list(uniref.read_lines(str(path))) == [b'first line', b'', b'third',
+                                                b'last']

@@ -1,17 +1,22 @@
-"""Builds a pretraining dataset from a UniRef XML release and the GO.
+"""Builds a pretraining dataset from UniRef XML, or FASTA and a GO table.
 
-`build_dataset` reads the XML once, streaming, and keeps memory bounded
-whatever the number of entries (the per-term counts, the vocabulary and a
-test-ID list aside):
+Two routes (`sources`): a UniRef XML release, whose entries carry their GO
+IDs, or a FASTA file with an optional annotation table (TSV or GAF; none
+for a sequence-only dataset). `build_dataset` reads the XML or FASTA once,
+streaming, and keeps memory bounded whatever the number of entries (the
+per-term counts, the vocabulary, a test-ID list and an annotation table
+aside):
 
-1. Stage. The main process decompresses the XML (on a thread of its own)
-   and cuts it into blocks of whole entries; worker processes parse them.
+1. Stage. The main process decompresses the input (on a thread of its
+   own) and cuts it into blocks of whole entries; worker processes parse
+   them.
    Each entry's GO IDs are resolved (`ontology.Resolution`: alternative IDs
    to their term, obsolete terms to their `replaced_by`, the rest counted
    and dropped) and extended by their `is_a` ancestors. Kept proteins go to
    scratch files, annotated with ontology term indices, and each term counts
    the proteins carrying it. Each protein's sort key is a hash of the seed
-   and its position in the XML, so proteins are staged by key range, about
+   and its position in the XML (FASTA route: its ID, so that duplicate IDs
+   meet in step 3 and fail), so proteins are staged by key range, about
    `_RANGES_PER_BUCKET` ranges per bucket of `bucket_size` (`_Ranges`; the
    number of proteins is extrapolated from the first block).
 2. Vocabulary. Terms carried by at least `min_annotation_count` proteins,
@@ -60,6 +65,7 @@ Compatibility mode (`compat='original'`) reproduces protein-bert 1.0.1's
 import collections
 import dataclasses
 import datetime
+import hashlib
 import itertools
 import math
 import multiprocessing
@@ -79,6 +85,7 @@ from proteinbert import io_utils
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import ontology as ontology_lib
+from proteinbert.data import sources as sources_lib
 from proteinbert.data import uniref
 
 COMPAT_MODES = (None, 'original')
@@ -102,9 +109,10 @@ _MAX_RANGES = 256
 # Staged key ranges per bucket, about: enough that buckets of whole ranges
 # come close to `bucket_size`.
 _RANGES_PER_BUCKET = 4
-# Key space of the default mode's hashed sort keys; collisions are negligible
-# and break by staging order.
-_KEY_SPACE = 1 << 62
+# Bits of the hashed sort keys ('position' and 'id' order); collisions are
+# negligible and break by staging order.
+_KEY_BITS = 62
+_KEY_SPACE = 1 << _KEY_BITS
 
 
 @dataclasses.dataclass
@@ -112,7 +120,7 @@ class BuildSummary:
   """What a build read, kept and dropped; logged and stored in the output.
 
   Attributes:
-    entries: UniRef entries read.
+    entries: UniRef entries or FASTA records read.
     proteins: proteins written.
     with_annotations: written proteins with at least one vocabulary term.
     test_proteins: written proteins in the test set.
@@ -121,6 +129,9 @@ class BuildSummary:
     go_references: `Resolution` value (or 'index_0' in compatibility mode)
       -> GO references so resolved, over all entries.
     unknown_go_ids: GO ID -> references to it that the ontology lacks.
+    annotation_table: the FASTA route's `AnnotationTable.counts()` (rows
+      read, proteins and references absent from the FASTA, ...); {} for XML
+      or without a table.
     vocabulary_size: A.
     unmatched_test_ids: IDs in the test-ID file that named no protein.
     output_bytes: size of the output file.
@@ -140,6 +151,7 @@ class BuildSummary:
       default_factory=collections.Counter)
   unknown_go_ids: collections.Counter = dataclasses.field(
       default_factory=collections.Counter)
+  annotation_table: Dict[str, int] = dataclasses.field(default_factory=dict)
   vocabulary_size: int = 0
   unmatched_test_ids: int = 0
   output_bytes: int = 0
@@ -164,6 +176,7 @@ class BuildSummary:
         f'{k}: {v:,}' for k, v in sorted(self.go_references.items()))
     unknown = ', '.join(f'{k} ({v:,})'
                         for k, v in self.unknown_go_ids.most_common(10))
+    table = self.annotation_table
     return '\n'.join([
         f'entries read:          {self.entries:,} ({rate:,.0f} entries/s, '
         f'{self.seconds:,.1f} s, {self.cpu_seconds:,.1f} CPU-s)',
@@ -175,6 +188,14 @@ class BuildSummary:
         f'GO references:         {references or "none"}',
         f'unknown GO IDs:        {len(self.unknown_go_ids):,} distinct'
         + (f'; commonest: {unknown}' if unknown else ''),
+    ] + ([
+        f'annotation table:      {table["rows"]:,} rows'
+        + (f' ({table["not_rows"]:,} NOT rows left out)'
+           if table['not_rows'] else '')
+        + f', {table["proteins"]:,} proteins: {table["proteins_taken"]:,} in '
+        f'the FASTA, {table["proteins_absent"]:,} not '
+        f'({table["references_absent"]:,} GO references)',
+    ] if table else []) + [
         f'vocabulary:            {self.vocabulary_size:,} terms',
         f'test-set proteins:     {self.test_proteins:,}'
         + (f' ({self.unmatched_test_ids:,} test IDs matched nothing)'
@@ -287,7 +308,8 @@ def _read_test_ids(path: str) -> Dict[str, int]:
   return ids
 
 
-def _check_test_ids(path: str, ids: Dict[str, int], matched: set) -> int:
+def _check_test_ids(path: str, ids: Dict[str, int], matched: set,
+                    hint: str) -> int:
   """Logs the test IDs that named no protein; returns their number.
 
   Raises:
@@ -297,11 +319,10 @@ def _check_test_ids(path: str, ids: Dict[str, int], matched: set) -> int:
   if ids and len(unmatched) == len(ids):
     raise ValueError(
         f'{path}: none of its {len(ids):,} IDs names a protein of the '
-        'release; expected UniRef cluster IDs (UniRef90_...), accessions or '
-        'representative IDs (e.g. TITIN_HUMAN, UPI...), one per line.')
+        f'input; expected {hint}, one per line.')
   if unmatched:
     logging.warning(
-        '%s: %d of %d test IDs name no protein of the release (skipped); '
+        '%s: %d of %d test IDs name no protein of the input (skipped); '
         'first: %s', path, len(unmatched), len(ids),
         ', '.join(f'{i} (line {line})' for line, i in unmatched[:_MAX_LOGGED]))
   return len(unmatched)
@@ -413,7 +434,7 @@ class _BlockBuilder:
 
 
 class _BlockResult(NamedTuple):
-  """One parsed XML block, ready to stage.
+  """One parsed block, ready to stage.
 
   Attributes:
     staged: (key range, block, size) per key range (see `_Ranges`): the
@@ -441,40 +462,32 @@ class _BlockResult(NamedTuple):
 
 
 class _BlockProcessor:
-  """Parses and annotates one XML block; runs in worker processes."""
+  """Parses and annotates one block; runs in worker processes."""
 
-  def __init__(self, annotate: _Annotator, ranges: '_Ranges', compat: bool,
-               use_fasta: bool, test_ids: Dict[str, int]):
+  def __init__(self, source: sources_lib.Source, annotate: _Annotator,
+               ranges: '_Ranges', compat: bool, use_fasta: bool,
+               test_ids: Dict[str, int]):
+    self._source = source
     self._annotate = annotate
     self._ranges = ranges
     self._compat = compat
     self._use_fasta = use_fasta
     self._test_ids = test_ids
 
-  def _test_names(self, entry: uniref.UniRefEntry) -> List[str]:
-    """The names under which `entry` may appear in the test-ID file.
-
-    Its cluster ID ('UniRef90_Q8WZ42'), that ID's accession ('Q8WZ42') and
-    its representative's ID ('TITIN_HUMAN', 'UPI...'); compatibility mode
-    matches only the representative's ID, as the original does.
-    """
-    if self._compat:
-      return [entry.protein_id]
-    return [entry.protein_id, entry.entry_id, entry.entry_id.partition('_')[2]]
-
-  def __call__(self, numbered: Tuple[int, uniref.Block]) -> _BlockResult:
+  def __call__(self, numbered: Tuple[int, Any]) -> _BlockResult:
     """Processes the `index`-th block, given as (index, block)."""
     index, block = numbered
     built = _BlockBuilder()
     pending, dropped, matched = [], [], set()
     references, unknown = collections.Counter(), collections.Counter()
-    entries = uniref.parse_block(block)
+    entries = self._source.parse(block)
     offsets, annotations = self._annotate([e.go_ids for e in entries],
                                           references, unknown)
     for i, entry in enumerate(entries):
       terms = annotations[offsets[i]:offsets[i + 1]]
       source = (index << _SOURCE_BITS) + i
-      hits = ([n for n in self._test_names(entry) if n in self._test_ids]
+      hits = ([n for n in self._source.test_names(entry)
+               if n in self._test_ids]
               if self._test_ids else [])
       matched.update(hits)
       if self._compat:
@@ -566,7 +579,7 @@ class _Stager:
     self._summary = summary
     self._from_fasta = _BlockBuilder()
 
-  def add(self, result: _BlockResult, xml_path: str) -> None:
+  def add(self, result: _BlockResult, path: str) -> None:
     summary = self._summary
     self.entries_before.append(summary.entries)
     summary.entries += result.num_entries
@@ -576,12 +589,12 @@ class _Stager:
     self._count(result.counted)
     self._append(result.staged)
     for reason, entry in result.dropped:
-      self._drop(reason, entry, xml_path)
+      self._drop(reason, entry, path)
     counted = []
     for entry, terms, in_test, source in result.pending:
       seq, reason = _check_sequence(self._fasta.lookup(entry.entry_id))
       if seq is None:
-        self._drop(reason, entry, xml_path)
+        self._drop(reason, entry, path)
         continue
       if not self._compat:
         counted.append(terms)
@@ -668,33 +681,60 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 class _SortKeys:
-  """The output order: a sort key in [0, space) per staged protein's source.
+  """The output order: a sort key in [0, space) per staged protein.
 
-  A pure function of the source, so workers can compute keys in any order
-  and the output order depends only on the seed and the release.
+  A pure function of the protein's source (its position: 'position' and
+  'compat' order) or ID ('id' order), so workers can compute keys in any
+  order and the output order depends only on the seed and the input.
   """
 
-  def __init__(self, compat: bool, seed: int, num_entries: int,
-               entries_before: List[int]):
-    self._rank = None
-    if compat:
+  def __init__(self, order: str, seed: int, num_entries: int = 0,
+               entries_before: Sequence[int] = ()):
+    self._order = order
+    if order == 'compat':
       # pandas' sample(frac=1, random_state=seed) puts entry perm[j] at j.
       permutation = np.random.RandomState(seed).permutation(num_entries)
       self._rank = np.empty(num_entries, np.int64)
       self._rank[permutation] = np.arange(num_entries)
       self._entries_before = np.array(entries_before, np.int64)
       self.space = max(num_entries, 1)
+    elif order == 'id':
+      self._hash = hashlib.blake2b(digest_size=8,
+                                   key=seed.to_bytes(4, 'little'))
+      self.space = _KEY_SPACE
     else:
       self._salt = _splitmix64(np.array([seed], np.uint64))[0]
       self.space = _KEY_SPACE
 
-  def __call__(self, sources: np.ndarray) -> np.ndarray:
-    if self._rank is None:
+  def __call__(self, records: dataset_lib.Records,
+               sources: np.ndarray) -> np.ndarray:
+    """int64 [N] keys of N staged `records` with int64 [N] `sources`."""
+    if self._order == 'position':
       mixed = _splitmix64(sources.astype(np.uint64) ^ self._salt)
-      return (mixed >> np.uint64(2)).astype(np.int64)
-    entries = (self._entries_before[sources >> _SOURCE_BITS] +
-               (sources & ((1 << _SOURCE_BITS) - 1)))
-    return self._rank[entries]
+    elif self._order == 'id':
+      mixed = np.frombuffer(b''.join(map(self._digest, records.entry_ids)),
+                            np.uint64)
+    else:
+      entries = (self._entries_before[sources >> _SOURCE_BITS] +
+                 (sources & ((1 << _SOURCE_BITS) - 1)))
+      return self._rank[entries]
+    return (mixed >> np.uint64(64 - _KEY_BITS)).astype(np.int64)
+
+  def _digest(self, entry_id: str) -> bytes:
+    digest = self._hash.copy()
+    digest.update(entry_id.encode())
+    return digest.digest()
+
+
+def _check_unique(entry_ids: List[str], keys: np.ndarray,
+                  error: Callable[[str], Exception]) -> None:
+  """Raises `error(ID)` for an ID of two proteins sorted by 'id' keys.
+
+  Equal IDs have equal keys, so they are neighbours.
+  """
+  for i in np.flatnonzero(keys[1:] == keys[:-1]).tolist():
+    if entry_ids[i] == entry_ids[i + 1]:
+      raise error(entry_ids[i])
 
 
 class _TestDraws:
@@ -785,7 +825,7 @@ class _Ranges:
   def pickled(self, records: dataset_lib.Records,
               sources: np.ndarray) -> List[Tuple[int, bytes, int]]:
     """(range, `_pickle`d records and sources, size) per range present."""
-    which = (self._keys(sources) // self._width if self._keys
+    which = (self._keys(records, sources) // self._width if self._keys
              else np.zeros(len(records), np.int64))
     return [(r, _pickle(part, part_sources), len(part))
             for r, part, part_sources in _split(records, sources, which)]
@@ -805,14 +845,6 @@ def _range_count(estimate: float, bucket_size: int) -> int:
                                     bucket_size))
 
 
-def _estimate_entries(first: Optional[uniref.Block],
-                      fraction_read: float) -> float:
-  """A release's entries, extrapolated from its first block."""
-  if first is None:
-    return 0.0
-  return first.data.count(b'<entry') / max(fraction_read, 1e-9)
-
-
 class _Shuffler:
   """Pass 2, on workers: puts staged proteins in key order, bucket by bucket.
 
@@ -825,9 +857,19 @@ class _Shuffler:
     keys: the sort keys.
   """
 
-  def __init__(self, keys: _SortKeys, lookup: np.ndarray):
+  def __init__(self, keys: _SortKeys, lookup: np.ndarray,
+               duplicate_error: Optional[Callable[[str], Exception]]):
+    """Shuffles by `keys`; with `duplicate_error`, IDs must be unique.
+
+    Args:
+      keys: the sort keys.
+      lookup: int32 [T] term index -> vocabulary index or -1.
+      duplicate_error: for 'id' keys: makes the error that an ID of two
+        proteins raises.
+    """
     self.keys = keys
     self._lookup = lookup
+    self._duplicate_error = duplicate_error
 
   def distribute(self, task: Tuple[str, List[str], int, int, int]) -> None:
     """Splits staging parts into buckets by key.
@@ -842,7 +884,7 @@ class _Shuffler:
              for b in range(count)]
     for records, sources in _drain(parts):
       for b, part, part_sources in _split(
-          records, sources, (self.keys(sources) - low) // width):
+          records, sources, (self.keys(records, sources) - low) // width):
         files[b].append(part, part_sources)
 
   @staticmethod
@@ -855,9 +897,12 @@ class _Shuffler:
     """The proteins of `parts` in key order, with vocabulary annotations."""
     blocks = list(_drain(parts))
     records = dataset_lib.Records.concatenate([r for r, _ in blocks])
-    keys = self.keys(np.concatenate([np.zeros(0, np.int64)] +
-                                    [s for _, s in blocks]))
-    records = records.take(np.argsort(keys, kind='stable'))
+    keys = self.keys(records, np.concatenate([np.zeros(0, np.int64)] +
+                                             [s for _, s in blocks]))
+    order = np.argsort(keys, kind='stable')
+    records = records.take(order)
+    if self._duplicate_error:
+      _check_unique(records.entry_ids, keys[order], self._duplicate_error)
     return dataset_lib.Records(_to_vocabulary(records.proteins, self._lookup),
                                *records[1:])
 
@@ -922,11 +967,12 @@ def _file_info(path: Optional[str]) -> Optional[Dict[str, Any]]:
   return {'name': os.path.basename(path), 'bytes': os.path.getsize(path)}
 
 
-def build_dataset(uniref_xml: str,
-                  go_obo: str,
+def build_dataset(uniref_xml: Optional[str],
+                  go_obo: Optional[str],
                   output: str,
                   *,
                   fasta: Optional[str] = None,
+                  annotations: Optional[str] = None,
                   min_annotation_count: int = 100,
                   propagate: Optional[bool] = None,
                   test_ids: Optional[str] = None,
@@ -942,12 +988,22 @@ def build_dataset(uniref_xml: str,
                   show_progress: bool = True) -> BuildSummary:
   """Builds a pretraining dataset file (see the module docstring).
 
+  The inputs choose the route (`sources.choose`): `uniref_xml` (with
+  `go_obo`, and optionally `fasta`), or `fasta` alone (sequence-only: no
+  annotations, an empty vocabulary) or with `annotations` and `go_obo`.
+
   Args:
-    uniref_xml: `uniref90.xml.gz` (or any UniRef XML, gzip or plain).
-    go_obo: the GO in OBO format (`go-basic.obo`, CAFA `go.txt`).
+    uniref_xml: `uniref90.xml.gz` (or any UniRef XML, gzip or plain); None
+      for the FASTA route.
+    go_obo: the GO in OBO format (`go-basic.obo`, CAFA `go.txt`); needed
+      with `uniref_xml` or `annotations`.
     output: the dataset file to write.
-    fasta: optional `uniref90.fasta[.gz]`, for entries without an XML
-      sequence (and, in compatibility mode, for every sequence).
+    fasta: with `uniref_xml`: optional `uniref90.fasta[.gz]`, for entries
+      without an XML sequence (and, in compatibility mode, for every
+      sequence). Without: the proteins, any FASTA (gzip or plain; see
+      `sources.FastaSource` for the IDs taken from headers).
+    annotations: FASTA route: optional annotation table, TSV or GAF, gzip or
+      plain (see `annotation_table`), joined on the FASTA IDs.
     min_annotation_count: a term enters the vocabulary when at least this
       many proteins carry it (in the default mode, at least 1).
     propagate: annotate every protein with the `is_a` ancestors of its terms;
@@ -975,10 +1031,13 @@ def build_dataset(uniref_xml: str,
 
   Raises:
     FileExistsError: `output` exists and not `overwrite`.
-    ValueError: bad settings, or a bad test-ID file.
-    ontology.OboError, uniref.UniRefFormatError: bad input files (the message
-      names the file and position). No output is left behind.
+    ValueError: bad settings or inputs, or a bad test-ID file.
+    ontology.OboError, uniref.UniRefFormatError,
+    annotation_table.AnnotationTableError: bad input files, a FASTA ID
+      shared by two records among them (the message names the file and
+      position). No output is left behind.
   """
+  route = sources_lib.choose(uniref_xml, fasta, annotations, go_obo, compat)
   if compat not in COMPAT_MODES:
     raise ValueError(f'Unknown compat mode {compat!r}; expected one of '
                      f'{COMPAT_MODES}.')
@@ -999,40 +1058,52 @@ def build_dataset(uniref_xml: str,
   start, start_cpu = time.monotonic(), _cpu_seconds()
   summary = BuildSummary()
   test_draws = _TestDraws(is_compat, seed, test_fraction)
-  ontology = ontology_lib.Ontology.from_obo(go_obo)
-  logging.info('%s: %d terms (%s).', go_obo, len(ontology),
-               ontology.header.get('data-version', 'no data-version'))
+  ontology = (ontology_lib.Ontology.from_obo(go_obo) if go_obo else
+              ontology_lib.Ontology([]))
+  if go_obo:
+    logging.info('%s: %d terms (%s).', go_obo, len(ontology),
+                 ontology.header.get('data-version', 'no data-version'))
+  if route == 'xml':
+    source = sources_lib.XmlSource(uniref_xml, is_compat)
+    join_fasta = fasta
+  else:
+    source = sources_lib.FastaSource(fasta, annotations)
+    join_fasta = None
+    if not annotations:
+      logging.info('No annotation table: a sequence-only dataset (no '
+                   'annotations, an empty vocabulary).')
   test_id_lines = _read_test_ids(test_ids) if test_ids else {}
   if num_workers is None:
     num_workers = _idle_cpus()
     logging.info('Using %d worker processes.', num_workers)
-  reader = uniref.UniRefReader(uniref_xml)
   # With workers, the main process decompresses beside their parsing;
   # without, a thread does (threads do not survive the fork that starts
   # workers).
-  blocks = reader.blocks(read_ahead=not num_workers)
+  blocks = source.blocks(read_ahead=not num_workers)
   first = next(blocks, None)
   ranges = _Ranges(
-      None if is_compat else _SortKeys(False, seed, 0, []),
-      _range_count(_estimate_entries(first, reader.fraction_read),
-                   bucket_size))
-  processor = _BlockProcessor(_Annotator(ontology, propagate, is_compat),
-                              ranges, is_compat, bool(fasta), test_id_lines)
+      None if is_compat else _SortKeys(source.order, seed),
+      _range_count(source.estimate_entries(first), bucket_size))
+  processor = _BlockProcessor(
+      source, _Annotator(ontology, propagate, is_compat), ranges, is_compat,
+      bool(join_fasta), test_id_lines)
   with tempfile.TemporaryDirectory(
       prefix='.build_dataset.',
       dir=scratch_dir or os.path.dirname(os.path.abspath(output))) as scratch:
-    stager = _Stager(scratch, ranges, len(ontology), fasta, is_compat,
+    stager = _Stager(scratch, ranges, len(ontology), join_fasta, is_compat,
                      summary)
-    progress = _Progress('reading XML', show_progress)
+    progress = _Progress(f'reading {source.kind}', show_progress)
     blocks = itertools.chain([first] if first else [], blocks)
     for result in _ordered_map(processor, enumerate(blocks), num_workers):
-      stager.add(result, uniref_xml)
-      progress.update(summary.entries, reader.fraction_read)
+      stager.add(result, source.path)
+      progress.update(summary.entries, source.fraction_read)
     stager.finish()
     progress.finish(summary.entries)
+    summary.annotation_table = source.annotation_counts()
     if test_ids:
       summary.unmatched_test_ids = _check_test_ids(
-          test_ids, test_id_lines, stager.matched_test_ids)
+          test_ids, test_id_lines, stager.matched_test_ids,
+          source.test_id_hint)
     vocabulary, lookup = _vocabulary(
         ontology, stager.counts,
         min_annotation_count if is_compat else max(min_annotation_count, 1))
@@ -1043,8 +1114,9 @@ def build_dataset(uniref_xml: str,
     with io_utils.atomic_path(output) as tmp:
       writer = dataset_lib.create_writer(tmp, layout, vocabulary, compression)
       shuffler = _Shuffler(
-          _SortKeys(is_compat, seed, summary.entries, stager.entries_before),
-          lookup)
+          _SortKeys('compat' if is_compat else source.order, seed,
+                    summary.entries, stager.entries_before),
+          lookup, source.duplicate_error)
       progress = _Progress('writing', show_progress)
       for records in _shuffled(stager.staged, shuffler, bucket_size, scratch,
                                num_workers):
@@ -1067,10 +1139,11 @@ def build_dataset(uniref_xml: str,
       summary.seconds = time.monotonic() - start
       summary.cpu_seconds = _cpu_seconds() - start_cpu
       writer.close(_metadata(
-          reader, ontology, summary,
+          source, ontology, summary,
           inputs={name: _file_info(path) for name, path in (
               ('uniref_xml', uniref_xml), ('go_obo', go_obo),
-              ('fasta', fasta), ('test_ids', test_ids))},
+              ('fasta', fasta), ('annotations', annotations),
+              ('test_ids', test_ids))},
           settings=dict(min_annotation_count=min_annotation_count,
                         propagate=propagate, test_fraction=test_fraction,
                         seed=seed, compat=compat, layout=layout)))
@@ -1081,12 +1154,12 @@ def build_dataset(uniref_xml: str,
   return summary
 
 
-def _metadata(reader, ontology, summary, inputs, settings) -> Dict[str, Any]:
+def _metadata(source, ontology, summary, inputs, settings) -> Dict[str, Any]:
   return {
       'builder': __name__,
       'created': datetime.datetime.now(datetime.timezone.utc).isoformat(),
       'inputs': inputs,
-      'uniref_release': reader.release,
+      **source.metadata(),
       'ontology_header': {k: ontology.header[k] for k in
                           ('format-version', 'data-version', 'date')
                           if k in ontology.header},

@@ -34,8 +34,11 @@ Errors name the file and position: malformed XML (expat's line and column), a
 truncated or corrupt gzip stream (how far decompression got), an entry without
 an `id` or without a representative `dbReference`.
 
-`FastaJoin` supplies sequences from `uniref90.fasta[.gz]` by entry ID for
-entries whose XML has none, reading the FASTA forward in step with the XML.
+`FastaReader` streams the records of a FASTA file (gzip or plain) with their
+header lines, for the builder's FASTA route and for `FastaJoin`, which
+supplies sequences from `uniref90.fasta[.gz]` by entry ID for entries whose
+XML has none, reading the FASTA forward in step with the XML. `read_lines`
+streams any text file's lines (the annotation tables).
 """
 
 import collections
@@ -44,7 +47,8 @@ import functools
 import os
 import re
 import zlib
-from typing import BinaryIO, Iterator, List, NamedTuple, Optional, Tuple
+from typing import (BinaryIO, Iterable, Iterator, List, NamedTuple, Optional,
+                    Tuple)
 from xml.parsers import expat
 
 from proteinbert.data import prefetch
@@ -130,16 +134,64 @@ def _blocks(path: str, raw: BinaryIO) -> Iterator[bytes]:
     raise _gzip_error(path, done, 'the stream ends early')
 
 
-def _lines(path: str) -> Iterator[bytes]:
-  """The lines of `path` (gzip or plain), without line ends."""
+def _split_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
+  """The lines of consecutive pieces of a text, without '\\n' line ends."""
+  rest = b''
+  for block in pieces:
+    lines = (rest + block).split(b'\n')
+    rest = lines.pop()
+    yield from lines
+  if rest:
+    yield rest
+
+
+def read_lines(path: str) -> Iterator[bytes]:
+  """The lines of `path` (gzip or plain), without '\\n' line ends.
+
+  Raises:
+    UniRefFormatError: a damaged gzip stream.
+  """
   with open(path, 'rb') as raw:
-    rest = b''
-    for block in _blocks(path, raw):
-      lines = (rest + block).split(b'\n')
-      rest = lines.pop()
-      yield from lines
-    if rest:
-      yield rest
+    yield from _split_lines(_blocks(path, raw))
+
+
+class _FileReader:
+  """A file read once, start to end, that tells how far it has got.
+
+  Attributes:
+    path: the file.
+  """
+
+  def __init__(self, path: str):
+    self.path = path
+    self._raw = None
+    self._size = os.path.getsize(path)
+
+  @property
+  def fraction_read(self) -> float:
+    """Fraction of the file's (compressed) bytes consumed so far."""
+    if self._raw is None or self._raw.closed or not self._size:
+      return 0.0
+    return min(1.0, self._raw.tell() / self._size)
+
+  @contextlib.contextmanager
+  def _pieces(self, read_ahead: bool) -> Iterator[Iterator[bytes]]:
+    """The file's decompressed bytes in pieces, while the context lasts.
+
+    Args:
+      read_ahead: decompress on a thread of its own, beside the caller's
+        work on the pieces before. Do not fork while iterating then (start
+        worker processes first).
+    """
+    with open(self.path, 'rb') as raw, contextlib.ExitStack() as stack:
+      self._raw = raw
+      pieces = _blocks(self.path, raw)
+      if read_ahead:
+        # zlib lets go of the GIL while it inflates, so decompression runs
+        # beside the caller's work on the pieces before.
+        pieces = stack.enter_context(prefetch.Prefetcher(
+            functools.partial(next, pieces), depth=2))
+      yield pieces
 
 
 class Block(NamedTuple):
@@ -169,7 +221,7 @@ def _format_error(path: str, line: int, what: str) -> UniRefFormatError:
       'elements inside <UniRef90> or similar).')
 
 
-class UniRefReader:
+class UniRefReader(_FileReader):
   """Reads a UniRef XML file (gzip or plain) in one streaming pass.
 
   `blocks()` cuts the file into `Block`s of whole entries (cheap byte
@@ -183,17 +235,8 @@ class UniRefReader:
   """
 
   def __init__(self, path: str):
-    self.path = path
+    super().__init__(path)
     self.release = {}
-    self._raw = None
-    self._size = os.path.getsize(path)
-
-  @property
-  def fraction_read(self) -> float:
-    """Fraction of the file's (compressed) bytes consumed so far."""
-    if self._raw is None or self._raw.closed or not self._size:
-      return 0.0
-    return min(1.0, self._raw.tell() / self._size)
 
   def __iter__(self) -> Iterator[UniRefEntry]:
     for block in self.blocks():
@@ -207,14 +250,7 @@ class UniRefReader:
         work on the blocks before. Do not fork while iterating then (start
         worker processes first).
     """
-    with open(self.path, 'rb') as raw, contextlib.ExitStack() as stack:
-      self._raw = raw
-      pieces = _blocks(self.path, raw)
-      if read_ahead:
-        # zlib lets go of the GIL while it inflates, so decompression runs
-        # beside the caller's work on the blocks before.
-        pieces = stack.enter_context(prefetch.Prefetcher(
-            functools.partial(next, pieces), depth=2))
+    with self._pieces(read_ahead) as pieces:
       pending, line, encoding = b'', 1, None
       for data in pieces:
         pending += data
@@ -377,32 +413,67 @@ def parse_block(block: Block) -> List[UniRefEntry]:
   return done
 
 
-def read_fasta(path: str) -> Iterator[Tuple[str, str]]:
-  """(ID, sequence) per record of a FASTA file (gzip or plain), streaming.
+class FastaRecord(NamedTuple):
+  """One FASTA record.
 
-  The ID is the header's first word: '>UniRef90_Q8WZ42 Titin n=1 ...' ->
-  'UniRef90_Q8WZ42'.
-
-  Raises:
-    UniRefFormatError: sequence lines before the first header, or a damaged
-      gzip stream.
+  Attributes:
+    id: the header's first word ('>UniRef90_Q8WZ42 Titin n=1 ...' ->
+      'UniRef90_Q8WZ42'); '' for a header without one.
+    description: the rest of the header.
+    sequence: the sequence lines joined, blanks at their ends removed.
+    line: 1-based line of the header in the (decompressed) file.
   """
-  record_id, parts = None, []
-  for line_number, line in enumerate(_lines(path), start=1):
-    if line.startswith(b'>'):
-      if record_id is not None:
-        yield record_id, b''.join(parts).decode('ascii', 'replace')
-      words = line[1:].split(maxsplit=1)
-      record_id = words[0].decode('ascii', 'replace') if words else ''
-      parts = []
-    elif line.strip():
-      if record_id is None:
-        raise UniRefFormatError(
-            f"{path}:{line_number}: sequence data before the first '>' "
-            'header; expected FASTA.')
-      parts.append(line.strip())
-  if record_id is not None:
-    yield record_id, b''.join(parts).decode('ascii', 'replace')
+  id: str
+  description: str
+  sequence: str
+  line: int
+
+
+class FastaReader(_FileReader):
+  """Reads a FASTA file (gzip or plain) in one streaming pass.
+
+  Iterating it yields `FastaRecord`s, as `records()` does.
+
+  Attributes:
+    path: the file.
+  """
+
+  def __iter__(self) -> Iterator[FastaRecord]:
+    return self.records()
+
+  def records(self, read_ahead: bool = False) -> Iterator[FastaRecord]:
+    """The file's records, in file order.
+
+    Args:
+      read_ahead: decompress on a thread of its own (see `UniRefReader`).
+
+    Raises:
+      UniRefFormatError: sequence lines before the first header, or a
+        damaged gzip stream.
+    """
+    header, header_line, parts = None, 0, []
+
+    def record():
+      words = header[1:].split(maxsplit=1) + [b'', b'']
+      return FastaRecord(words[0].decode('ascii', 'replace'),
+                         words[1].decode('utf-8', 'replace').strip(),
+                         b''.join(parts).decode('ascii', 'replace'),
+                         header_line)
+
+    with self._pieces(read_ahead) as pieces:
+      for line_number, line in enumerate(_split_lines(pieces), start=1):
+        if line.startswith(b'>'):
+          if header is not None:
+            yield record()
+          header, header_line, parts = line, line_number, []
+        elif line.strip():
+          if header is None:
+            raise UniRefFormatError(
+                f"{self.path}:{line_number}: sequence data before the first "
+                "'>' header; expected FASTA.")
+          parts.append(line.strip())
+      if header is not None:
+        yield record()
 
 
 class FastaJoin:
@@ -419,7 +490,7 @@ class FastaJoin:
   """
 
   def __init__(self, path: str, window: int = 100_000):
-    self._records = read_fasta(path)
+    self._records = iter(FastaReader(path))
     self._window = collections.OrderedDict()
     self._size = window
     self.num_missing = 0
@@ -429,10 +500,10 @@ class FastaJoin:
     if record_id in self._window:
       return self._window.pop(record_id)
     scanned = 0
-    for fasta_id, seq in self._records:
-      if fasta_id == record_id:
-        return seq
-      self._window[fasta_id] = seq
+    for record in self._records:
+      if record.id == record_id:
+        return record.sequence
+      self._window[record.id] = record.sequence
       if len(self._window) > self._size:
         self._window.popitem(last=False)
       scanned += 1
