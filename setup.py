@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     'test': [
+        'hypothesis>=6',
         'pytest>=7',
         'scikit-learn>=1.2',
         'scipy>=1.10',
@@ -49,7 +50,7 @@ setuptools.setup(
     python_requires='>=3.10',
     packages=setuptools.find_packages(include=['proteinbert', 'proteinbert.*', 'experiments', 'experiments.*']),
     package_data={
-        'proteinbert.data': ['demo/*.h5', 'demo/*.obo', 'demo/README.md'],
+        'proteinbert.data': ['demo/*.h5', 'demo/README.md'],
     },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

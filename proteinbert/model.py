@@ -63,12 +63,16 @@ class ModelOutput(NamedTuple):
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the key when the model config is inconsistent."""
-  positive = ('vocab_size', 'num_annotations', 'num_blocks', 'local_dim',
-              'global_dim', 'num_heads', 'key_size', 'conv_kernel_size',
+  positive = ('vocab_size', 'num_blocks', 'local_dim', 'global_dim',
+              'num_heads', 'key_size', 'conv_kernel_size',
               'wide_conv_dilation')
   for key in positive:
     if int(config[key]) < 1:
       raise ValueError(f'model.{key} must be positive, got {config[key]}.')
+  # Zero annotations: a sequence-only model (token objective only).
+  if int(config.num_annotations) < 0:
+    raise ValueError('model.num_annotations must be >= 0, got '
+                     f'{config.num_annotations}.')
   if config.global_dim % config.num_heads:
     raise ValueError(
         f'model.global_dim ({config.global_dim}) must be divisible by '

@@ -211,8 +211,14 @@ def test_demo_dataset_opens():
     assert 3000 <= data.num_proteins <= 5000
     assert data.num_annotations > 10
     lengths = data.seq_lengths
-    assert lengths.min() >= 50 and lengths.max() <= 1500
     # Proteins for each pretraining episode (128, 512, 1024 tokens).
-    assert (lengths > 512).sum() > 100 and (lengths < 126).sum() > 100
+    assert (lengths > 1022).sum() > 50 and (lengths < 126).sum() > 100
     chunk = data.read(0, 100)
     assert np.diff(chunk.annotation_offsets).mean() > 1
+    # Real GO terms, with their names and namespaces.
+    vocabulary = data.vocabulary
+    assert all(go_id.startswith('GO:') and not go_id.startswith('GO:99')
+               for go_id in vocabulary.ids)
+    assert set(vocabulary.namespaces) == {
+        'molecular_function', 'biological_process', 'cellular_component'}
+    assert all(vocabulary.names)

@@ -79,3 +79,62 @@ def test_accuracies():
       _output(token_logits, np.zeros((1, 2))), batch)
   assert float(metrics['token_accuracy']) == pytest.approx(0.75)
   assert float(metrics['corrupted_token_accuracy']) == pytest.approx(0.5)
+
+
+def test_denoising_metrics_leave_the_shown_token_out():
+  # Two corrupted positions (shown 3 -> target 5, shown 7 -> target 9), one
+  # clean position and one <PAD>.
+  logits = np.zeros((1, 4, 26))
+  logits[0, 0, 3], logits[0, 0, 5] = 9.0, 2.0     # Copies, then the target.
+  logits[0, 1, 7], logits[0, 1, 4] = 9.0, 2.0     # Copies, then a wrong one.
+  targets = np.array([[5, 9, 2, 25]], np.int32)
+  tokens = np.array([[3, 7, 2, 25]], np.int32)
+  batch = batch_lib.Batch(
+      tokens=tokens, targets=targets,
+      token_weights=np.array([[1, 1, 1, 0]], np.float32),
+      corrupted=tokens != targets, annotations=np.zeros((1, 1), np.float32),
+      annotation_targets=np.zeros((1, 1), np.float32),
+      annotation_weights=np.zeros(1, np.float32))
+  got = losses.denoising_metrics(logits, batch)
+  assert float(got['corrupted_count']) == 2
+  assert float(got['denoising_accuracy']) == pytest.approx(0.5)
+  # Without the shown token: 25 remaining logits, one of them 2.
+  others = np.log(np.exp(2.0) + 24)
+  want = ((others - 2.0) + (others - 0.0)) / 2
+  assert float(got['denoising_loss']) == pytest.approx(want, rel=1e-5)
+  full = np.log(np.exp(9.0) + np.exp(2.0) + 24)
+  want = ((full - 2.0) + (full - 0.0)) / 2
+  assert float(got['corrupted_token_loss']) == pytest.approx(want, rel=1e-5)
+
+
+def test_frequency_logits_are_the_posterior_of_uniform_replacement():
+  rng = np.random.default_rng(0)
+  frequencies = rng.random(26)
+  frequencies /= frequencies.sum()
+  rho = 0.15
+  tokens = np.array([[4, 11]], np.int32)
+  log_posterior = np.asarray(jax.nn.log_softmax(
+      losses.frequency_logits(tokens, frequencies, rho)))
+  for position, shown in enumerate(tokens[0]):
+    joint = frequencies * (rho / 26 + (1 - rho) * (np.arange(26) == shown))
+    np.testing.assert_allclose(np.exp(log_posterior[0, position]),
+                               joint / joint.sum(), rtol=1e-5)
+
+
+def test_token_frequencies_count_residues_and_ends():
+  frequencies = losses.token_frequencies(['AAC', b'C'])
+  counts = np.zeros(26)
+  counts[0], counts[1] = 2, 2          # A, C.
+  counts[23], counts[24] = 2, 2        # <START>, <END>.
+  np.testing.assert_allclose(frequencies, counts / counts.sum(), rtol=1e-6)
+
+
+def test_no_annotations_leave_only_the_token_term():
+  rng = np.random.default_rng(2)
+  token_logits = rng.normal(size=(2, 3, 26))
+  batch = _batch([[23, 5, 24], [23, 4, 24]], np.ones((2, 3)),
+                 np.zeros((2, 3)), np.zeros((2, 0)), [0, 0])
+  loss, metrics = losses.pretraining_loss(
+      _output(token_logits, np.zeros((2, 0))), batch)
+  assert np.isfinite(float(loss))
+  assert float(loss) == pytest.approx(float(metrics['token_loss']), rel=1e-6)

@@ -1,6 +1,7 @@
-"""Held-out pretraining metrics: token loss/accuracy and annotation ranking."""
+"""Held-out pretraining metrics: token loss/accuracy, denoising against a
+frequency baseline, and annotation ranking."""
 
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Optional
 
 import haiku as hk
 import jax
@@ -18,12 +19,42 @@ _WEIGHTED = {
     'token_accuracy': 'token_count',
     'corrupted_token_accuracy': 'corrupted_count',
     'annotation_loss': 'annotated_count',
+    'denoising_accuracy': 'corrupted_count',
+    'denoising_loss': 'corrupted_count',
+    'corrupted_token_loss': 'corrupted_count',
+    'frequency_baseline/token_loss': 'token_count',
+    'frequency_baseline/denoising_accuracy': 'corrupted_count',
+    'frequency_baseline/denoising_loss': 'corrupted_count',
+    'frequency_baseline/corrupted_token_loss': 'corrupted_count',
 }
+# What the frequency baseline reports: the token metrics that do not need
+# the model's annotation outputs.
+_BASELINE = ('token_loss', 'denoising_accuracy', 'denoising_loss',
+             'corrupted_token_loss')
+# Training proteins whose residues estimate the baseline's frequencies.
+_FREQUENCY_SAMPLE = 2000
+
+
+def corpus_frequencies(dataset) -> np.ndarray:
+  """float32 [V] token frequencies of (up to 2,000 of) the training proteins."""
+  train = np.flatnonzero(~np.asarray(dataset.is_test))[:_FREQUENCY_SAMPLE]
+  return losses.token_frequencies(dataset.read_indices(train).seqs)
 
 
 def make_eval_step(model_config: ml_collections.ConfigDict,
-                   train_config: ml_collections.ConfigDict) -> Callable:
-  """A jitted `step(params, batch) -> (metrics, annotation_probs [B, A])`."""
+                   train_config: ml_collections.ConfigDict,
+                   frequencies: Optional[np.ndarray] = None,
+                   noise_prob: float = 0.0) -> Callable:
+  """A jitted `step(params, batch) -> (metrics, annotation_probs [B, A])`.
+
+  Args:
+    model_config: the model config.
+    train_config: the `train` config section.
+    frequencies: float [V] corpus token frequencies (`corpus_frequencies`);
+      with them the metrics include the frequency baseline's token loss
+      and `denoising_metrics` under 'frequency_baseline/'.
+    noise_prob: the batches' token corruption rate, known to the baseline.
+  """
   forward = hk.without_apply_rng(hk.transform(model_lib.forward_fn(
       model_config)))
 
@@ -32,6 +63,13 @@ def make_eval_step(model_config: ml_collections.ConfigDict,
     output = forward.apply(params, batch.tokens, batch.annotations)
     _, metrics = losses.pretraining_loss(
         output, batch, train_config.annotation_loss_weight)
+    if frequencies is not None:
+      baseline_logits = losses.frequency_logits(
+          batch.tokens, jnp.asarray(frequencies), noise_prob)
+      _, baseline = losses.pretraining_loss(
+          output._replace(token_logits=baseline_logits), batch)
+      metrics.update({f'frequency_baseline/{k}': baseline[k]
+                      for k in _BASELINE})
     probs = jax.nn.sigmoid(output.annotation_logits.astype(jnp.float32))
     return metrics, probs
 
@@ -49,25 +87,28 @@ def evaluate(step: Callable, params: hk.Params,
       targets are the true annotations.
 
   Returns:
-    token_loss, token_accuracy, corrupted_token_accuracy, annotation_loss
-    (weighted means over all batches), annotation_auc and
-    annotation_average_precision (micro, over every annotation of every
-    protein that has any), prefixed 'heldout/'.
+    token_loss, token_accuracy, corrupted_token_accuracy, annotation_loss,
+    denoising_accuracy, corrupted_token_loss and their frequency baselines
+    where the step computes them (weighted means over all batches),
+    annotation_auc and annotation_average_precision (micro, over every
+    annotation of every protein that has any), prefixed 'heldout/'.
   """
   totals = {name: 0.0 for name in list(_WEIGHTED) + list(
       set(_WEIGHTED.values()))}
-  labels, scores = [], []
+  labels, scores, computed = [], [], set()
   for batch in batches:
     metrics, probs = jax.device_get(step(params, batch))
+    computed.update(metrics)
     for name, weight in _WEIGHTED.items():
-      totals[name] += float(metrics[name]) * float(metrics[weight])
+      if name in metrics:
+        totals[name] += float(metrics[name]) * float(metrics[weight])
     for weight in set(_WEIGHTED.values()):
       totals[weight] += float(metrics[weight])
     annotated = np.asarray(batch.annotation_weights) > 0
     labels.append(np.asarray(batch.annotation_targets)[annotated])
     scores.append(np.asarray(probs)[annotated])
   result = {name: totals[name] / max(totals[weight], 1.0)
-            for name, weight in _WEIGHTED.items()}
+            for name, weight in _WEIGHTED.items() if name in computed}
   labels = np.concatenate(labels) if labels else np.zeros(0)
   scores = np.concatenate(scores) if scores else np.zeros(0)
   result['annotation_auc'] = metrics_lib.roc_auc(labels, scores)
