@@ -2,7 +2,10 @@
 
 Reads the OBO 1.2/1.4 files GO publishes (`go-basic.obo`) and the CAFA
 `go.txt` (the same format). Only `[Term]` stanzas matter; of their tags we use
-`id`, `name`, `namespace`, `is_a`, `alt_id`, `is_obsolete` and `replaced_by`.
+`id`, `name`, `namespace`, `is_a`, `alt_id`, `is_obsolete` and `replaced_by`,
+and of `relationship` the `part_of` targets (kept in `Term.part_of`; the
+closure here follows `is_a` only, while `proteinbert.go_eval` follows both,
+as CAFA does).
 Terms keep the order of the file: a term's index is its stanza's position,
 which is also how the original package numbered terms (its compatibility mode
 depends on that).
@@ -39,6 +42,7 @@ class Term(NamedTuple):
     is_obsolete: whether the term is obsolete.
     replaced_by: for obsolete terms, the IDs that replace it.
     line: 1-based line of the stanza header, for error messages.
+    part_of: IDs of the direct `relationship: part_of` targets.
   """
   id: str
   name: str = ''
@@ -48,6 +52,7 @@ class Term(NamedTuple):
   is_obsolete: bool = False
   replaced_by: Tuple[str, ...] = ()
   line: int = 0
+  part_of: Tuple[str, ...] = ()
 
 
 class Resolution(enum.Enum):
@@ -105,7 +110,10 @@ def parse_obo(path: str) -> Tuple[List[Term], Dict[str, str]]:
         alt_ids=tuple(_id_value(v) for v in get('alt_id', ())),
         is_obsolete=get('is_obsolete', ('false',))[0] == 'true',
         replaced_by=tuple(_id_value(v) for v in get('replaced_by', ())),
-        line=stanza_line))
+        line=stanza_line,
+        part_of=tuple(_id_value(v[len('part_of'):])
+                      for v in get('relationship', ())
+                      if v.split()[:1] == ['part_of'])))
 
   for line_number, line in enumerate(text.splitlines(), start=1):
     line = line.strip()
