@@ -5,6 +5,8 @@ and changes only what differs. The returned ConfigDict is locked, so a
 misspelt key fails instead of being silently added.
 """
 
+import math
+
 import ml_collections
 
 from proteinbert import tokenization
@@ -65,6 +67,44 @@ def get_model_config() -> ml_collections.ConfigDict:
   # accelerators. LayerNorm and softmax always run in float32.
   config.precision = 'params=float32,compute=float32,output=float32'
   return config
+
+
+def validate_model_config(config: ml_collections.ConfigDict,
+                          source: str = 'model config') -> None:
+  """Raises ValueError naming `source` and the key if no model can have it.
+
+  Every loader of weights calls this, so a file with an impossible config
+  fails when it is read rather than as NaN outputs later.
+
+  Args:
+    config: a model config (keys of `get_model_config()`).
+    source: how to name the config in errors (e.g. the file it came from).
+  """
+  defaults = get_model_config()
+  missing = sorted(set(defaults.keys()) - set(config.keys()))
+  unknown = sorted(set(config.keys()) - set(defaults.keys()))
+  if missing or unknown:
+    raise ValueError(f'{source}: model config keys differ from '
+                     f'get_model_config(): missing {missing}, unknown '
+                     f'{unknown}.')
+  for key, default in defaults.items():
+    value = config[key]
+    # A float key may hold an int (JSON writes 1.0 as 1); bool is not an int.
+    expected = (int, float) if isinstance(default, float) else (type(default),)
+    if type(value) not in expected:
+      raise ValueError(f'{source}: model.{key} must be a '
+                       f'{type(default).__name__}, got '
+                       f'{type(value).__name__} {value!r:.60}.')
+  if not 0 < config.layer_norm_eps < math.inf:  # Also refuses NaN.
+    raise ValueError(f'{source}: model.layer_norm_eps must be a positive '
+                     f'number, got {config.layer_norm_eps}.')
+  # Imported here: the model pulls in JAX, which the data tools that import
+  # this file never need.
+  from proteinbert import model as model_lib
+  try:
+    model_lib.validate_config(config)
+  except ValueError as e:
+    raise ValueError(f'{source}: {e}') from e
 
 
 def get_data_config() -> ml_collections.ConfigDict:

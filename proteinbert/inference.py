@@ -149,12 +149,16 @@ def load_params_any(
 
   Returns:
     (params, model config).
+
+  Raises:
+    ValueError: the file is damaged, holds an impossible config or
+      impossible (NaN, infinite, non-float) params, or does not match the
+      model; the message names the file and what is wrong.
   """
   with open(path, 'rb') as f:
     magic = f.read(len(_ZIP_MAGIC))
   if magic == _ZIP_MAGIC:
-    params, stored = params_io.load_params(path)
-    config = config if config is not None else stored
+    params, config = params_io.load_params(path, config)
     if config is None:
       raise ValueError(f'{path} carries no model config; pass config=.')
     return params, config

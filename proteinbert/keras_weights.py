@@ -9,7 +9,11 @@ lists them; kernels before biases, gamma before beta, Wq, Wk, Wv).
 Loading never executes code from the file: a restricted unpickler accepts only
 the numpy names needed to rebuild arrays and scalars (numpy 1.x wrote
 `numpy.core.*`, numpy 2 writes `numpy._core.*`; both are accepted) besides
-pickle's own containers. Exports name `numpy.core.*`, which both numpy 1.x and
+pickle's own containers, and resolves them to stand-ins that check each
+array's dtype (numbers only) and that its data are exactly the bytes its shape
+needs before numpy allocates it: a file cannot materialise more bytes of
+arrays than twice its size, whatever sizes it declares. NaN or infinite
+weights are refused. Exports name `numpy.core.*`, which both numpy 1.x and
 numpy 2 read, so the original package can load models trained here whatever
 numpy it runs on.
 
@@ -18,31 +22,21 @@ convolution's dilation cannot be, and comes from the config (5 by default).
 """
 
 import copy
-import importlib
+import math
+import os
 import pickle
-from typing import Any, NamedTuple, Optional, Sequence
+import struct
+from typing import Any, BinaryIO, Callable, NamedTuple, Optional, Sequence
 
 import haiku as hk
-import jax
 import ml_collections
 import numpy as np
 
 from proteinbert import config as config_lib
 from proteinbert import io_utils
-from proteinbert import model as model_lib
+from proteinbert import params_io
 
 _ROOT = 'protein_bert'
-
-# (module, name) pairs the restricted unpickler resolves; nothing else loads.
-_ALLOWED_GLOBALS = {
-    ('numpy.core.multiarray', '_reconstruct'),
-    ('numpy.core.multiarray', 'scalar'),
-    ('numpy.core.numeric', '_frombuffer'),
-    ('numpy', 'ndarray'),
-    ('numpy', 'dtype'),
-    # Protocol-2 pickles written by Python 3 encode bytes with this.
-    ('_codecs', 'encode'),
-}
 
 
 class KerasWeight(NamedTuple):
@@ -93,23 +87,230 @@ def keras_layout(num_blocks: int) -> list[KerasWeight]:
 _HEAD, _PER_BLOCK, _TAIL = 3, 23, 4
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-  """Resolves only the numpy globals needed to rebuild arrays."""
+# Dtypes (numpy type strings) that arrays and scalars in a weights file may
+# have: the model's floats and the optimizer state's integers (Keras' step
+# count). Object, text, complex and structured dtypes are refused before any
+# array exists; the model weights must be floats (`_as_weight_list`).
+_DTYPES = frozenset(['f2', 'f4', 'f8', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2',
+                     'u4', 'u8'])
+_MAX_NDIM = 32
+# Opcodes one file may execute. Pickles of numpy arrays take 6 to 24 per
+# array (by protocol), so the published model with its Adam state (3 x 145 + 1
+# arrays) takes at most ~10,000; this allows models with 20x as many arrays
+# while bounding the Python objects a hostile file can create (at most one per
+# opcode, ~100 bytes) to ~20 MB.
+_MAX_OPCODES = 200_000
+# Array bytes one file may materialise, as a multiple of its size: each
+# array's data are bytes of the file, used once; files of protocol 2 pass
+# them through `_codecs.encode` first, which counts too. (Larger models are
+# larger files; no declared size is trusted beyond the bytes behind it.)
+_MAX_EXPANSION = 2
+
+
+def _refusal(what: str) -> pickle.UnpicklingError:
+  return pickle.UnpicklingError(
+      f'refusing {what}: an official weights file holds only numeric numpy '
+      'arrays, numbers and lists/tuples.')
+
+
+def _checked_shape(shape: Any) -> tuple[int, ...]:
+  if (type(shape) is not tuple or len(shape) > _MAX_NDIM
+      or any(type(d) is not int or not 0 <= d < 2**63 for d in shape)):
+    raise _refusal('an array shape that is not a tuple of sizes')
+  return shape
+
+
+class _NdarrayStandIn:
+  """Stands for `numpy.ndarray` as `_reconstruct`'s first argument.
+
+  Unlike the class, it cannot be called to allocate an array of any size.
+  """
+
+
+_NDARRAY = _NdarrayStandIn()
+
+
+class _PendingArray(np.ndarray):
+  """The empty array `_reconstruct` makes; BUILD then gives it its data."""
+
+
+class _PendingDtype:
+  """`numpy.dtype(typestr)`, whose byte order BUILD then sets."""
+
+  def __init__(self, typestr: str):
+    self._typestr = typestr
+    self._byteorder = '='
+
+  def set_state(self, state: Any) -> None:
+    # numpy writes (version 3 or 4, byteorder, subarray, names, fields,
+    # elsize, alignment, flags[, metadata]); plain numbers have no subarray,
+    # names or fields.
+    if not (type(state) is tuple and len(state) in (8, 9)
+            and type(state[0]) is int and type(state[1]) is str
+            and state[1] in ('<', '>', '|', '=')
+            and all(x is None for x in state[2:5])):
+      raise _refusal('a numpy dtype state other than a byte order')
+    self._byteorder = state[1]
+
+  def resolve(self) -> np.dtype:
+    return np.dtype(self._typestr).newbyteorder(self._byteorder)
+
+
+def _make_dtype(typestr: Any, align: Any = False, copy: Any = False
+                ) -> _PendingDtype:
+  del align, copy  # Irrelevant to plain numbers.
+  if type(typestr) is not str or typestr not in _DTYPES:
+    raise _refusal(f'numpy dtype {typestr!r:.40}')
+  return _PendingDtype(typestr)
+
+
+def _resolved(dtype: Any) -> np.dtype:
+  if type(dtype) is not _PendingDtype:
+    raise _refusal(f'a {type(dtype).__name__} as a numpy dtype')
+  return dtype.resolve()
+
+
+def _counted(load: Callable[[Any], None]) -> Callable[[Any], None]:
+  def counted(unpickler):
+    unpickler.opcodes += 1
+    if unpickler.opcodes > _MAX_OPCODES:
+      raise _refusal(f'more than {_MAX_OPCODES:,} pickle opcodes')
+    load(unpickler)
+  return counted
+
+
+class _ClampedFile:
+  """Reads that never ask for more than what is left of the file.
+
+  A length declared in the file then cannot make Python allocate more than
+  the file holds.
+  """
+
+  def __init__(self, file: BinaryIO, size: int):
+    self._file, self._left = file, size
+
+  def read(self, n: int) -> bytes:
+    data = self._file.read(min(n, self._left))
+    self._left -= len(data)
+    return data
+
+  def readline(self) -> bytes:
+    line = self._file.readline()
+    self._left -= len(line)
+    return line
+
+
+class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
+  """Builds numeric numpy arrays, numbers and pickle's containers, nothing else.
+
+  The pure-Python unpickler, so that every opcode can be checked: the numpy
+  globals resolve to stand-ins that check dtype, shape and data length before
+  numpy allocates anything, BUILD applies only to the arrays and dtypes they
+  make, the bytes arrays take are bounded by the file's size and the opcodes
+  by `_MAX_OPCODES`.
+  """
+
+  def __init__(self, file: BinaryIO, size: int):
+    super().__init__(_ClampedFile(file, size))
+    self.opcodes = 0
+    self._budget = _MAX_EXPANSION * size
+    # (module, name) -> what it resolves to; numpy 1.x wrote `numpy.core.*`,
+    # numpy 2 writes `numpy._core.*`; both are accepted.
+    self._globals = {
+        ('numpy.core.multiarray', '_reconstruct'): self._reconstruct,
+        ('numpy.core.multiarray', 'scalar'): self._scalar,
+        ('numpy.core.numeric', '_frombuffer'): self._frombuffer,
+        ('numpy', 'ndarray'): _NDARRAY,
+        ('numpy', 'dtype'): _make_dtype,
+        # Protocol-2 pickles written by Python 3 encode bytes with this.
+        ('_codecs', 'encode'): self._encode,
+    }
 
   def find_class(self, module: str, name: str) -> Any:
     canonical = module.replace('numpy._core', 'numpy.core', 1)
-    if (canonical, name) not in _ALLOWED_GLOBALS:
+    if (canonical, name) not in self._globals:
       raise pickle.UnpicklingError(
-          f'refusing to load global {module}.{name}: an official weights '
-          'file holds only numpy arrays, numbers and lists/tuples.')
-    if canonical.startswith('numpy.core'):
-      # Resolve to numpy's real module under either numpy major version.
-      for candidate in (module.replace('numpy.core', 'numpy._core', 1), module):
-        try:
-          return getattr(importlib.import_module(candidate), name)
-        except (ImportError, AttributeError):
-          continue
-    return super().find_class(module, name)
+          f'refusing to load global {module:.100}.{name:.100}: an official '
+          'weights file holds only numpy arrays, numbers and lists/tuples.')
+    return self._globals[canonical, name]
+
+  def _charge(self, nbytes: int) -> None:
+    self._budget -= nbytes
+    if self._budget < 0:
+      raise _refusal(f'array data beyond {_MAX_EXPANSION}x the '
+                     "file's size")
+
+  def _reconstruct(self, subtype: Any, shape: Any, typecode: Any
+                   ) -> _PendingArray:
+    del typecode  # numpy writes 'b'; the dtype comes with BUILD.
+    if subtype is not _NDARRAY or _checked_shape(shape) != (0,):
+      raise _refusal('numpy _reconstruct other than of an empty ndarray')
+    return np.ndarray.__new__(_PendingArray, (0,), np.uint8)
+
+  def _scalar(self, dtype: Any, data: Any = None) -> np.generic:
+    dtype = _resolved(dtype)
+    if type(data) is not bytes or len(data) != dtype.itemsize:
+      raise _refusal(f'a numpy {dtype} scalar without its {dtype.itemsize} '
+                     'bytes')
+    self._charge(len(data))
+    return np.frombuffer(data, dtype)[0]
+
+  def _frombuffer(self, buffer: Any, dtype: Any, shape: Any, order: Any
+                  ) -> np.ndarray:
+    shape, dtype = _checked_shape(shape), _resolved(dtype)
+    if (type(buffer) not in (bytes, bytearray, memoryview)
+        or type(order) is not str or order not in ('C', 'F')
+        or memoryview(buffer).nbytes != math.prod(shape) * dtype.itemsize):
+      raise _refusal(f'a numpy {dtype} {shape} array whose data are not '
+                     'exactly its bytes')
+    self._charge(memoryview(buffer).nbytes)
+    return np.frombuffer(buffer, dtype).reshape(shape, order=order)
+
+  def _encode(self, text: Any, encoding: Any = 'utf-8') -> bytes:
+    if (type(text) is not str or type(encoding) is not str
+        or encoding not in ('latin1', 'latin-1')):
+      raise _refusal('_codecs.encode other than of text to latin1 bytes')
+    data = text.encode('latin1')
+    self._charge(len(data))
+    return data
+
+  def _build_array(self, array: _PendingArray, state: Any) -> None:
+    # numpy writes (version 1, shape, dtype, is_fortran, data).
+    if not (type(state) is tuple and len(state) == 5
+            and type(state[0]) is int and state[0] == 1):
+      raise _refusal('a numpy array state other than version 1')
+    _, shape, dtype, fortran, data = state
+    shape, dtype = _checked_shape(shape), _resolved(dtype)
+    if (type(fortran) is not bool or type(data) not in (bytes, bytearray)
+        or len(data) != math.prod(shape) * dtype.itemsize):
+      raise _refusal(f'a numpy {dtype} {shape} array whose data are not '
+                     'exactly its bytes')
+    self._charge(len(data))
+    np.ndarray.__setstate__(array, (1, shape, dtype, fortran, data))
+
+  def load_build(self) -> None:
+    state = self.stack.pop()
+    target = self.stack[-1]
+    if type(target) is _PendingArray:
+      self._build_array(target, state)
+    elif type(target) is _PendingDtype:
+      target.set_state(state)
+    else:
+      raise _refusal(f'BUILD of a {type(target).__name__}')
+
+  def load_bytearray8(self) -> None:
+    # pickle's own allocates the declared length before reading.
+    size, = struct.unpack('<Q', self.read(8))
+    data = self.read(size)
+    if len(data) != size:
+      raise pickle.UnpicklingError('pickle data was truncated')
+    self.append(bytearray(data))
+
+  dispatch = {code: _counted(load) for code, load in {
+      **pickle._Unpickler.dispatch,  # pylint: disable=protected-access
+      pickle.BUILD[0]: load_build,
+      pickle.BYTEARRAY8[0]: load_bytearray8,
+  }.items()}
 
 
 class _Numpy1CompatiblePickler(pickle._Pickler):  # pylint: disable=protected-access
@@ -131,16 +332,23 @@ class _Numpy1CompatiblePickler(pickle._Pickler):  # pylint: disable=protected-ac
 
 
 def _read_pickle(path: str) -> Any:
-  try:
-    with open(path, 'rb') as f:
-      return _RestrictedUnpickler(f).load()
-  except pickle.UnpicklingError as e:
-    raise ValueError(f'{path}: not a valid official weights file: {e}') from e
-  except (EOFError, ValueError, TypeError, AttributeError, IndexError,
-          KeyError, MemoryError) as e:
-    raise ValueError(
-        f'{path}: cannot unpickle (truncated or corrupt file?): '
-        f'{type(e).__name__}: {e}') from e
+  with open(path, 'rb') as f:
+    try:
+      return _RestrictedUnpickler(f, os.fstat(f.fileno()).st_size).load()
+    except pickle.UnpicklingError as e:
+      raise ValueError(
+          f'{path}: not a valid official weights file: {e}') from e
+    except Exception as e:  # Damaged input makes pickle raise assorted types.
+      raise ValueError(
+          f'{path}: cannot unpickle (truncated or corrupt file?): '
+          f'{type(e).__name__}: {e}') from e
+
+
+def _describe(value: Any) -> str:
+  """A short description of an untrusted value for an error message."""
+  if isinstance(value, (int, np.integer)) and abs(value) < 2**63:
+    return repr(int(value))
+  return f'a {type(value).__name__}'
 
 
 def _as_weight_list(path: str, contents: Any) -> tuple[int, list[np.ndarray]]:
@@ -149,14 +357,16 @@ def _as_weight_list(path: str, contents: Any) -> tuple[int, list[np.ndarray]]:
     raise ValueError(
         f'{path}: expected a pickled (n_annotations, model_weights, '
         f'optimizer_weights) triple, got {type(contents).__name__}'
-        + (f' of length {len(contents)}' if hasattr(contents, '__len__')
+        + (f' of length {len(contents)}' if isinstance(contents, (tuple, list))
            else '') + '.')
   n_annotations, weights, _ = contents
   if isinstance(n_annotations, np.ndarray) and n_annotations.shape == ():
     n_annotations = n_annotations.item()
-  if not isinstance(n_annotations, (int, np.integer)) or n_annotations < 1:
+  if (isinstance(n_annotations, bool)
+      or not isinstance(n_annotations, (int, np.integer))
+      or not 1 <= n_annotations < 2**63):
     raise ValueError(f'{path}: n_annotations must be a positive int, got '
-                     f'{n_annotations!r}.')
+                     f'{_describe(n_annotations)}.')
   if not isinstance(weights, (list, tuple)):
     raise ValueError(f'{path}: model_weights must be a list of arrays, got '
                      f'{type(weights).__name__}.')
@@ -164,9 +374,8 @@ def _as_weight_list(path: str, contents: Any) -> tuple[int, list[np.ndarray]]:
     if not isinstance(w, np.ndarray) or w.dtype.kind != 'f':
       raise ValueError(
           f'{path}: model_weights[{i}] must be a floating-point numpy array, '
-          f'got {type(w).__name__}'
-          + (f' of dtype {w.dtype}' if isinstance(w, np.ndarray) else '')
-          + '.')
+          + (f'got an array of dtype {w.dtype}.' if isinstance(w, np.ndarray)
+             else f'got {type(w).__name__}.'))
   return int(n_annotations), list(weights)
 
 
@@ -211,6 +420,7 @@ def infer_model_config(
     for ablation in ('narrow_conv', 'wide_conv', 'global_to_local',
                      'global_attention'):
       config[ablation] = True
+  config_lib.validate_model_config(config, source)
   return config
 
 
@@ -224,8 +434,7 @@ def _checked_rank(weights, index, ndim, source):
 
 
 def _expected_shapes(config: ml_collections.ConfigDict) -> dict:
-  shapes = jax.eval_shape(
-      lambda: model_lib.init_params(config, jax.random.PRNGKey(0)))
+  shapes = params_io.param_shapes(config)
   return {(m, p): tuple(s.shape) for m, ps in shapes.items()
           for p, s in ps.items()}
 
@@ -244,6 +453,10 @@ def params_from_keras_weights(
 
   Returns:
     (params, model config).
+
+  Raises:
+    ValueError: a shape that does not fit, or NaN or infinite weights (also
+      those float64 weights beyond float32's range), naming the array.
   """
   weights = list(weights)
   # Older Keras versions may list the embedding before the annotation input;
@@ -261,7 +474,13 @@ def params_from_keras_weights(
           f'{source}: model_weights[{index}] ({entry.keras_name}) has shape '
           f'{tuple(w.shape)}; the architecture inferred from the other '
           f'shapes needs {expected[key]}.')
-    params.setdefault(key[0], {})[key[1]] = np.asarray(w, dtype=np.float32)
+    with np.errstate(over='ignore'):  # Refused just below.
+      value = np.asarray(w, dtype=np.float32)
+    if not np.isfinite(value).all():
+      raise ValueError(
+          f'{source}: model_weights[{index}] ({entry.keras_name}) has NaN or '
+          'infinite values (in float32).')
+    params.setdefault(key[0], {})[key[1]] = value
   return params, config
 
 

@@ -7,11 +7,21 @@ as JSON under `__model_config__`, so a file is self-describing. Entries
 without `//` in their name are not parameters and are ignored when loading;
 training checkpoints (`proteinbert.training.checkpoint`) keep their optimizer
 and loader state there, so they are parameter files too.
+
+Files are read as untrusted input (`NpzReader`): an entry is decompressed only
+when a loader asks for it, after its .npy header (shape and dtype) has been
+checked against what the loader expects, and no file may materialise more
+than `_MAX_EXPANSION` times its own size, so a small file cannot unpack into
+gigabytes (a zip bomb). Damaged files raise `CorruptFileError`; files that are
+sound but do not fit the model raise ValueError; both name the file.
 """
 
+import io
 import json
+import math
+import os
 import zipfile
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import haiku as hk
 import jax
@@ -20,9 +30,35 @@ import numpy as np
 
 from proteinbert import config as config_lib
 from proteinbert import io_utils
+from proteinbert import model as model_lib
 
 _SEPARATOR = '//'
 CONFIG_KEY = '__model_config__'
+
+# np.savez stores entries uncompressed, so the arrays of one of our files take
+# about as many bytes as the file; np.savez_compressed shrinks float weights
+# by ~10% and integer loader state by a few times. A deflate bomb expands
+# ~1000x. Up to this many times the file's size (plus the slack, for tiny
+# files of compressible zeros) may be decompressed from one file.
+_MAX_EXPANSION = 16
+_EXPANSION_SLACK = 16 << 20
+# JSON entries (the model config, a checkpoint's metadata with the full
+# experiment config) are a few KB.
+_MAX_JSON_CHARS = 1 << 20
+# A .npy header is at most numpy's own limit (10,000 bytes) after 12 bytes of
+# magic, version and length; only this prefix is decompressed to read it.
+_NPY_PREFIX = 10_000 + 12
+# Dtype kinds an entry may have: numbers and text. Object (pickled), void
+# and structured entries are never read.
+_READABLE_KINDS = frozenset('biufcSU')
+
+
+class CorruptFileError(ValueError):
+  """A damaged file.
+
+  Not a readable .npz, a truncated or corrupt entry, invalid JSON, or
+  parameters that are not finite numbers.
+  """
 
 
 def _flat_items(params):
@@ -48,18 +84,15 @@ def unflatten(flat: Mapping[str, np.ndarray]) -> hk.Params:
   return params
 
 
-def check_structure(params: hk.Params, expected, source: str = 'params'
-                    ) -> None:
-  """Raises ValueError listing missing, unexpected and mis-shaped entries.
+def param_shapes(config: ml_collections.ConfigDict) -> hk.Params:
+  """The model's params tree of jax.ShapeDtypeStructs (nothing allocated)."""
+  return jax.eval_shape(
+      lambda: model_lib.init_params(config, jax.random.PRNGKey(0)))
 
-  Args:
-    params: the params to check.
-    expected: a params tree of arrays or jax.ShapeDtypeStructs (e.g.
-      `jax.eval_shape` of the model's init).
-    source: how to name `params` in the error (e.g. the file path).
-  """
-  got = {k: tuple(v.shape) for k, v in _flat_items(params)}
-  want = {k: tuple(v.shape) for k, v in _flat_items(expected)}
+
+def _structure_problems(got: Mapping[str, tuple], want: Mapping[str, tuple]
+                        ) -> list[str]:
+  """Missing, unexpected and mis-shaped keys of flat {key: shape} dicts."""
   problems = []
   missing = sorted(want.keys() - got.keys())
   extra = sorted(got.keys() - want.keys())
@@ -69,9 +102,198 @@ def check_structure(params: hk.Params, expected, source: str = 'params'
     problems.append(f'unexpected {extra}')
   problems += [f'{k} has shape {got[k]}, expected {want[k]}'
                for k in sorted(want.keys() & got.keys()) if got[k] != want[k]]
+  return problems
+
+
+def _raise_mismatch(source: str, problems: list[str]) -> None:
   if problems:
     raise ValueError(f'{source} does not match the model: '
                      + '; '.join(problems) + '.')
+
+
+def check_structure(params: hk.Params, expected, source: str = 'params'
+                    ) -> None:
+  """Raises ValueError listing missing, unexpected and mis-shaped entries.
+
+  Args:
+    params: the params to check.
+    expected: a params tree of arrays or jax.ShapeDtypeStructs (e.g.
+      `param_shapes(config)`).
+    source: how to name `params` in the error (e.g. the file path).
+  """
+  _raise_mismatch(source, _structure_problems(
+      {k: tuple(v.shape) for k, v in _flat_items(params)},
+      {k: tuple(v.shape) for k, v in _flat_items(expected)}))
+
+
+def _check_finite(flat: Mapping[str, np.ndarray], source: str) -> None:
+  bad = sorted(k for k, v in flat.items() if not np.isfinite(v).all())
+  if bad:
+    raise CorruptFileError(f'{source}: parameters with NaN or infinite '
+                           f'values: {bad}.')
+
+
+def _float_problems(dtypes: Mapping[str, np.dtype]) -> list[str]:
+  return [f'{k} has dtype {d}, expected floating point'
+          for k, d in sorted(dtypes.items()) if d.kind != 'f']
+
+
+class NpzReader:
+  """An .npz file whose entries are checked before they are decompressed.
+
+  Use as a context manager. Every error is a ValueError naming the file:
+  CorruptFileError when the file is damaged.
+  """
+
+  def __init__(self, path: str):
+    self.path = path
+    try:
+      size = os.path.getsize(path)
+      self._zip = zipfile.ZipFile(path)
+    except Exception as e:  # zipfile raises assorted types on damaged input.
+      raise CorruptFileError(f'{path}: not a readable .npz file: '
+                             f'{type(e).__name__}: {e}') from e
+    self._budget = _MAX_EXPANSION * size + _EXPANSION_SLACK
+    self._members = {info.filename[:-len('.npy')]: info
+                     for info in self._zip.infolist()
+                     if info.filename.endswith('.npy')}
+    self._headers = {}
+
+  def __enter__(self) -> 'NpzReader':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self._zip.close()
+
+  def keys(self) -> list[str]:
+    """The entries' names (members `<name>.npy`; other members are ignored)."""
+    return list(self._members)
+
+  def __contains__(self, key: str) -> bool:
+    return key in self._members
+
+  def _damaged(self, key: str, e: Exception) -> CorruptFileError:
+    return CorruptFileError(f'{self.path}: entry {key!r} is unreadable '
+                            f'(truncated or corrupt file?): '
+                            f'{type(e).__name__}: {e}')
+
+  def header(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of an entry, from its .npy header alone."""
+    if key not in self._headers:
+      try:
+        with self._zip.open(self._members[key]) as f:
+          prefix = io.BytesIO(f.read(_NPY_PREFIX))
+        version = np.lib.format.read_magic(prefix)
+        if version == (1, 0):
+          shape, _, dtype = np.lib.format.read_array_header_1_0(prefix)
+        elif version == (2, 0):
+          shape, _, dtype = np.lib.format.read_array_header_2_0(prefix)
+        else:
+          raise ValueError(f'unsupported .npy version {version}')
+      except Exception as e:  # zipfile, zlib and numpy's header parser
+        raise self._damaged(key, e) from e  # raise assorted types.
+      if (dtype.kind not in _READABLE_KINDS or dtype.fields is not None
+          or dtype.subdtype is not None):
+        raise CorruptFileError(f'{self.path}: entry {key!r} has dtype '
+                               f'{dtype}; only plain numbers and text are '
+                               'read.')
+      self._headers[key] = (tuple(shape), dtype)
+    return self._headers[key]
+
+  def read(self, key: str) -> np.ndarray:
+    """One entry, decompressed once its declared size fits the budget."""
+    shape, dtype = self.header(key)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > self._budget:
+      raise CorruptFileError(
+          f'{self.path}: entry {key!r} declares {shape} {dtype} '
+          f'({nbytes:,} bytes), more than {_MAX_EXPANSION}x the file\'s size '
+          'allows (a zip bomb?).')
+    self._budget -= nbytes
+    try:
+      with self._zip.open(self._members[key]) as f:
+        value = np.lib.format.read_array(f, allow_pickle=False)
+        if f.read(1):
+          raise ValueError('trailing data after the array')
+    except Exception as e:  # As in `header`.
+      raise self._damaged(key, e) from e
+    return value
+
+  def read_json(self, key: str) -> Any:
+    """A JSON entry (a 0-d text array, as `save_params` writes the config)."""
+    shape, dtype = self.header(key)
+    if (shape != () or dtype.kind != 'U'
+        or dtype.itemsize > 4 * _MAX_JSON_CHARS):
+      raise CorruptFileError(f'{self.path}: {key} must be a JSON string of '
+                             f'at most {_MAX_JSON_CHARS:,} characters, got '
+                             f'{dtype} {shape}.')
+    return parse_json(self.read(key), key, self.path)
+
+  def read_params(self, expected: Optional[hk.Params] = None) -> hk.Params:
+    """The parameters (`//` entries), checked before any is decompressed.
+
+    Args:
+      expected: a params tree of arrays or jax.ShapeDtypeStructs; None
+        accepts any set of floating-point entries.
+
+    Returns:
+      The params, numpy arrays.
+
+    Raises:
+      ValueError: missing, unexpected, mis-shaped or non-float entries (all
+        listed).
+      CorruptFileError: damaged entries or NaN/infinite values.
+    """
+    keys = [k for k in self.keys() if _SEPARATOR in k]
+    headers = {k: self.header(k) for k in keys}
+    problems = _float_problems({k: d for k, (_, d) in headers.items()})
+    if expected is not None:
+      problems += _structure_problems(
+          {k: s for k, (s, _) in headers.items()},
+          {k: tuple(v.shape) for k, v in _flat_items(expected)})
+    _raise_mismatch(self.path, problems)
+    flat = {k: self.read(k) for k in keys}
+    _check_finite(flat, self.path)
+    return unflatten(flat)
+
+  def read_model_config(self) -> Optional[ml_collections.ConfigDict]:
+    """The stored, validated model config, or None if there is none."""
+    if CONFIG_KEY not in self:
+      return None
+    return model_config_from_json(self.read_json(CONFIG_KEY), self.path)
+
+
+def parse_json(value: np.ndarray, key: str, source: str) -> Any:
+  """The JSON in a 0-d text entry, or CorruptFileError naming source and key."""
+  if not (isinstance(value, np.ndarray) and value.shape == ()
+          and value.dtype.kind == 'U'):
+    raise CorruptFileError(f'{source}: {key} must be a JSON string.')
+  try:
+    return json.loads(str(value))
+  except (ValueError, RecursionError) as e:
+    raise CorruptFileError(f'{source}: {key} is not valid JSON: {e}') from e
+
+
+def model_config_from_json(stored: Any, source: str
+                           ) -> ml_collections.ConfigDict:
+  """The default model config updated with `stored`, validated.
+
+  Files written before a key was added still load; unknown stored keys, values
+  of the wrong type and impossible values are errors naming `source`.
+  """
+  if not isinstance(stored, dict):
+    raise CorruptFileError(f'{source}: {CONFIG_KEY} must be a JSON object, '
+                           f'got {type(stored).__name__}.')
+  config = config_lib.get_model_config()
+  unknown = sorted(set(stored) - set(config.keys()))
+  if unknown:
+    raise ValueError(f'{source}: unknown model config keys {unknown}.')
+  try:
+    config.update(stored)
+  except (TypeError, ValueError) as e:  # ml_collections' type checks.
+    raise ValueError(f'{source}: {CONFIG_KEY}: {e}') from e
+  config_lib.validate_model_config(config, source)
+  return config
 
 
 def save_params(path: str, params: hk.Params,
@@ -86,12 +308,9 @@ def save_params(path: str, params: hk.Params,
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
-  """Every entry of an .npz file, with a clear error if it is unreadable."""
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      return {k: data[k] for k in data.files}
-  except (OSError, ValueError, zipfile.BadZipFile) as e:
-    raise ValueError(f'{path}: not a readable .npz file: {e}') from e
+  """Every entry of an .npz file, each checked as `NpzReader.read` does."""
+  with NpzReader(path) as reader:
+    return {k: reader.read(k) for k in reader.keys()}
 
 
 def from_arrays(arrays: Mapping[str, np.ndarray], source: str
@@ -99,27 +318,45 @@ def from_arrays(arrays: Mapping[str, np.ndarray], source: str
   """Params and model config from the entries of a parameter file.
 
   Returns:
-    (params, model config or None if there is none). The config is the
-    default model config updated with the stored values, so files written
-    before a key was added still load; unknown stored keys are an error.
+    (params, model config or None if there is none); see
+    `model_config_from_json`. Params must be finite floating-point arrays.
   """
-  params = unflatten({k: v for k, v in arrays.items() if _SEPARATOR in k})
+  flat = {k: v for k, v in arrays.items() if _SEPARATOR in k}
+  _raise_mismatch(source, _float_problems({k: v.dtype
+                                           for k, v in flat.items()}))
+  _check_finite(flat, source)
   if CONFIG_KEY not in arrays:
-    return params, None
-  stored = json.loads(str(arrays[CONFIG_KEY]))
-  config = config_lib.get_model_config()
-  unknown = sorted(set(stored) - set(config.keys()))
-  if unknown:
-    raise ValueError(f'{source}: unknown model config keys {unknown}.')
-  config.update(stored)
-  return params, config
+    return unflatten(flat), None
+  return unflatten(flat), model_config_from_json(
+      parse_json(arrays[CONFIG_KEY], CONFIG_KEY, source), source)
 
 
-def load_params(path: str) -> tuple[hk.Params,
-                                    Optional[ml_collections.ConfigDict]]:
+def load_params(path: str,
+                config: Optional[ml_collections.ConfigDict] = None
+                ) -> tuple[hk.Params, Optional[ml_collections.ConfigDict]]:
   """Reads a file written by `save_params` (or a training checkpoint).
 
+  Only the parameters of the model are decompressed, each after its header
+  matched the model's shape.
+
+  Args:
+    path: the file.
+    config: the model config to check the params against, replacing the
+      stored one; None uses the stored one.
+
   Returns:
-    (params, model config or None); see `from_arrays`.
+    (params, model config, or None when neither the file nor `config` has
+    one: then any set of floating-point entries is accepted).
+
+  Raises:
+    ValueError: the file is damaged (CorruptFileError) or does not match the
+      model (the message names the file and lists every problem).
   """
-  return from_arrays(read_npz(path), path)
+  with NpzReader(path) as reader:
+    stored = reader.read_model_config()
+    if config is None:
+      config = stored
+    else:
+      config_lib.validate_model_config(config, f'the config given for {path}')
+    return reader.read_params(
+        None if config is None else param_shapes(config)), config

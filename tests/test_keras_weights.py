@@ -1,7 +1,9 @@
 """Official pickle format: loading, export, round trip and bad files."""
 
+import codecs
 import os
 import pickle
+import struct
 
 import jax
 import numpy as np
@@ -12,6 +14,7 @@ from proteinbert import keras_weights
 from proteinbert import model as model_lib
 from proteinbert import params_io
 from tests import helpers
+from tests import hostile_files
 
 
 @pytest.fixture(scope='module')
@@ -20,9 +23,9 @@ def tiny():
   return model_lib.init_params(config, jax.random.PRNGKey(0)), config
 
 
-def _dump(path, contents):
+def _dump(path, contents, protocol=None):
   with open(path, 'wb') as f:
-    pickle.dump(contents, f)
+    pickle.dump(contents, f, protocol=protocol)
   return str(path)
 
 
@@ -133,3 +136,156 @@ def test_ablated_model_cannot_be_exported(tmp_path):
   with pytest.raises(ValueError, match='global_attention'):
     keras_weights.save_keras_pickle(str(tmp_path / 'w.pkl'), params, config)
   assert not (tmp_path / 'w.pkl').exists()
+
+
+# Hostile files: each is refused before numpy allocates what it declares.
+
+_RECONSTRUCT = np.empty(0).__reduce__()[0]
+_FROMBUFFER = np.empty(1).__reduce_ex__(5)[0]
+_SCALAR = np.int64(0).__reduce__()[0]
+
+
+def _refused(path, match):
+  def load():
+    with pytest.raises(ValueError, match=match) as e:
+      keras_weights.load_keras_pickle(path)
+    assert path in str(e.value)
+  assert hostile_files.peak_traced_bytes(load) < 8 << 20
+
+
+def test_object_array_is_refused_before_numpy_fills_it(tmp_path):
+  """147 bytes that made numpy allocate 2.4 GB of None before the check."""
+  path = _dump(tmp_path / 'bomb.pkl', hostile_files.Call(
+      _RECONSTRUCT, (np.ndarray, (300_000_000,), np.dtype(object))))
+  _refused(path, 'refusing numpy dtype')
+
+
+def test_only_empty_arrays_are_reconstructed(tmp_path):
+  path = _dump(tmp_path / 'bomb.pkl', hostile_files.Call(
+      _RECONSTRUCT, (np.ndarray, (300_000_000,), np.dtype(np.float64))))
+  _refused(path, 'empty ndarray')
+
+
+def test_ndarray_cannot_be_called(tmp_path):
+  path = _dump(tmp_path / 'bomb.pkl',
+               hostile_files.Call(np.ndarray, ((300_000_000,), 'f8')))
+  _refused(path, 'cannot unpickle')
+
+
+@pytest.mark.parametrize('dtype', ['c8', 'U3', 'V8', 'M8[s]', 'b1'])
+def test_non_numeric_dtypes_are_refused(tmp_path, dtype):
+  path = _dump(tmp_path / 'w.pkl', (10, [np.zeros(3, dtype)], []))
+  _refused(path, 'refusing numpy dtype')
+
+
+def test_declared_shape_must_match_the_data(tmp_path):
+  for name, shape in (('big', (10**9,)), ('small', (1,))):
+    path = _dump(tmp_path / f'{name}.pkl', hostile_files.Call(
+        _RECONSTRUCT, (np.ndarray, (0,), b'b'),
+        (1, shape, np.dtype(np.float32), False, bytes(8))))
+    _refused(path, 'exactly its bytes')
+  path = _dump(tmp_path / 'frombuffer.pkl', hostile_files.Call(
+      _FROMBUFFER, (bytearray(8), np.dtype(np.float32), (10**9,), 'C')),
+      protocol=5)
+  _refused(path, 'exactly its bytes')
+  path = _dump(tmp_path / 'scalar.pkl',
+               hostile_files.Call(_SCALAR, (np.dtype('i8'),)))
+  _refused(path, 'without its 8 bytes')
+
+
+def test_shared_data_cannot_multiply_memory(tmp_path):
+  """One 1 MB bytes object, referenced (5 bytes each) by 100 arrays."""
+  data = bytes(1 << 20)
+  array = lambda: hostile_files.Call(
+      _RECONSTRUCT, (np.ndarray, (0,), b'b'),
+      (1, (1 << 18,), np.dtype(np.float32), False, data))
+  path = _dump(tmp_path / 'shared.pkl', (10, [array() for _ in range(100)],
+                                         []))
+  with pytest.raises(ValueError, match='beyond 2x'):
+    keras_weights.load_keras_pickle(path)
+  text = '\0' * (1 << 20)
+  encode = lambda: hostile_files.Call(codecs.encode, (text, 'latin1'))
+  with open(tmp_path / 'encode.pkl', 'wb') as f:
+    pickle.dump([encode() for _ in range(100)], f, protocol=2)
+  with pytest.raises(ValueError, match='beyond 2x'):
+    keras_weights.load_keras_pickle(str(tmp_path / 'encode.pkl'))
+
+
+def test_declared_lengths_allocate_nothing(tmp_path):
+  """pickle's own unpicklers allocate a BYTEARRAY8's length before reading,
+  and the C one grows its memo to a LONG_BINPUT's index."""
+  cases = {
+      'bytearray.pkl': (pickle.PROTO + b'\x05' + pickle.BYTEARRAY8
+                        + struct.pack('<Q', 1 << 40) + pickle.STOP),
+      'memo.pkl': (pickle.NONE + pickle.LONG_BINPUT
+                   + struct.pack('<I', (1 << 31) - 1) + pickle.STOP),
+      'binbytes.pkl': (pickle.PROTO + b'\x04' + pickle.BINBYTES8
+                       + struct.pack('<Q', 1 << 40) + pickle.STOP),
+  }
+  for name, data in cases.items():
+    (tmp_path / name).write_bytes(data)
+    _refused(str(tmp_path / name), 'truncated|triple')
+
+
+def test_opcodes_are_bounded(tmp_path):
+  path = tmp_path / 'many.pkl'
+  path.write_bytes(pickle.MARK + pickle.NONE * 300_000 + pickle.LIST
+                   + pickle.STOP)
+  with pytest.raises(ValueError, match='opcodes'):
+    keras_weights.load_keras_pickle(str(path))
+
+
+def test_build_applies_only_to_arrays_and_dtypes(tmp_path):
+  path = _dump(tmp_path / 'w.pkl', hostile_files.Call(
+      codecs.encode, ('x', 'latin1'), {'__class__': 1}))
+  _refused(path, 'BUILD of a bytes')
+
+
+@pytest.mark.parametrize('value', [np.nan, np.inf, -np.inf, 1e300])
+def test_non_finite_weights_are_refused(tiny, tmp_path, value):
+  params, config = tiny
+  weights = keras_weights.keras_weights_from_params(params, config)
+  weights[7] = weights[7].astype(np.float64)  # wide-conv-block1 kernel.
+  weights[7][0, 0, 0] = value
+  path = _dump(tmp_path / 'w.pkl', (config.num_annotations, weights, []))
+  with pytest.raises(ValueError, match=r'w\.pkl.*wide-conv-block1/kernel.*'
+                     'infinite'):
+    keras_weights.load_keras_pickle(path)
+
+
+@pytest.mark.parametrize('n_annotations', [True, 0, 10**30, 'ten', [10]])
+def test_n_annotations_must_be_a_positive_int(tiny, tmp_path, n_annotations):
+  params, config = tiny
+  weights = keras_weights.keras_weights_from_params(params, config)
+  path = _dump(tmp_path / 'w.pkl', (n_annotations, weights, []))
+  with pytest.raises(ValueError, match=r'w\.pkl: n_annotations must be a '
+                     'positive int'):
+    keras_weights.load_keras_pickle(path)
+
+
+def test_impossible_inferred_architecture_names_the_file(tiny, tmp_path):
+  params, config = tiny
+  weights = keras_weights.keras_weights_from_params(params, config)
+  # Wq [H, G, K] with 3 heads, which do not divide global_dim 32.
+  weights[_WQ_BLOCK1] = np.zeros((3, 32, 8), np.float32)
+  path = _dump(tmp_path / 'w.pkl', (config.num_annotations, weights, []))
+  with pytest.raises(ValueError, match=r'w\.pkl: model\.global_dim .*'
+                     'num_heads'):
+    keras_weights.load_keras_pickle(path)
+
+
+_WQ_BLOCK1 = [w.keras_name for w in keras_weights.keras_layout(1)].index(
+    'global-attention-block1/Wq')
+
+
+def test_optimizer_state_of_the_original_loads(tiny, tmp_path):
+  """Keras' Adam state: the step count (int64) and moments (float32)."""
+  params, config = tiny
+  weights = keras_weights.keras_weights_from_params(params, config)
+  optimizer = [np.array(92400, np.int64)] + weights + weights
+  for protocol in (2, 4, 5):
+    path = _dump(tmp_path / f'w{protocol}.pkl', (config.num_annotations,
+                                                 weights, optimizer))
+    loaded, _ = keras_weights.load_keras_pickle(path)
+    np.testing.assert_array_equal(loaded['protein_bert/token_head']['w'],
+                                  params['protein_bert/token_head']['w'])

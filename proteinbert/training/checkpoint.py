@@ -10,7 +10,10 @@ A checkpoint is one .npz file, `ckpt_<step>.npz`, holding
   `loader/<name>`        the data loader's state after the last batch trained;
   `__checkpoint__`       JSON: step, epoch, the full experiment config.
 Restoring checks every key, shape and dtype against a freshly initialised
-state, so a checkpoint of another architecture or optimizer fails loudly.
+state, so a checkpoint of another architecture or optimizer fails loudly; the
+checks read the entries' headers, so nothing is decompressed before they
+pass. Resuming skips a damaged newest checkpoint (e.g. truncated by a full
+disk) for the newest readable one.
 """
 
 import glob
@@ -19,6 +22,7 @@ import os
 import re
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -107,37 +111,85 @@ def restore(path: str, template: state_lib.TrainState) -> Checkpoint:
     The Checkpoint, with numpy leaves.
 
   Raises:
-    ValueError: unreadable file, or any missing, unexpected, mis-shaped or
-      mis-typed entry (all listed).
+    params_io.CorruptFileError: a damaged file (unreadable, truncated,
+      invalid JSON, non-finite parameters).
+    ValueError: any missing, unexpected, mis-shaped or mis-typed entry (all
+      listed), found before any entry is decompressed.
   """
-  stored = params_io.read_npz(path)
-  if _META_KEY not in stored:
-    raise ValueError(f'{path}: not a training checkpoint (no {_META_KEY}).')
-  metadata = json.loads(str(stored.pop(_META_KEY)))
-  loader_state = {k[len(_LOADER_PREFIX):]: v for k, v in stored.items()
-                  if k.startswith(_LOADER_PREFIX)}
-  params, _ = params_io.from_arrays(stored, path)
-  params_io.check_structure(params, template.params, path)
+  with params_io.NpzReader(path) as reader:
+    if _META_KEY not in reader:
+      raise ValueError(f'{path}: not a training checkpoint (no {_META_KEY}).')
+    metadata = reader.read_json(_META_KEY)
+    if not isinstance(metadata, dict):
+      raise params_io.CorruptFileError(
+          f'{path}: {_META_KEY} must be a JSON object.')
+    reader.read_model_config()  # Refuses an impossible stored config.
+    params = reader.read_params(template.params)
 
-  expected = _state_leaves(template)
-  got = {k: v for k, v in stored.items() if k.startswith(_STATE_PREFIX)}
-  problems = [f'missing {k}' for k in sorted(expected.keys() - got.keys())]
-  problems += [f'unexpected {k}' for k in sorted(got.keys() - expected.keys())]
-  for key in sorted(expected.keys() & got.keys()):
-    want = expected[key]
-    if got[key].shape != np.shape(want) or got[key].dtype != want.dtype:
-      problems.append(f'{key} is {got[key].dtype}{list(got[key].shape)}, '
-                      f'expected {want.dtype}{list(np.shape(want))}')
-  if problems:
-    raise ValueError(f'{path} does not match this model/optimizer: '
-                     + '; '.join(problems) + '.')
-
-  rest = template._replace(params={})
-  paths, treedef = jax.tree_util.tree_flatten_with_path(rest)
-  leaves = [got[_STATE_PREFIX + jax.tree_util.keystr(p)] for p, _ in paths]
+    expected = _state_leaves(template)
+    got = {k: reader.header(k) for k in reader.keys()
+           if k.startswith(_STATE_PREFIX)}
+    problems = [f'missing {k}' for k in sorted(expected.keys() - got.keys())]
+    problems += [f'unexpected {k}'
+                 for k in sorted(got.keys() - expected.keys())]
+    for key in sorted(expected.keys() & got.keys()):
+      want, (shape, dtype) = expected[key], got[key]
+      if shape != np.shape(want) or dtype != want.dtype:
+        problems.append(f'{key} is {dtype}{list(shape)}, expected '
+                        f'{want.dtype}{list(np.shape(want))}')
+    if problems:
+      raise ValueError(f'{path} does not match this model/optimizer: '
+                       + '; '.join(problems) + '.')
+    rest = template._replace(params={})
+    paths, treedef = jax.tree_util.tree_flatten_with_path(rest)
+    leaves = [reader.read(_STATE_PREFIX + jax.tree_util.keystr(p))
+              for p, _ in paths]
+    loader_state = {k[len(_LOADER_PREFIX):]: reader.read(k)
+                    for k in reader.keys() if k.startswith(_LOADER_PREFIX)}
   state = jax.tree_util.tree_unflatten(treedef, leaves)._replace(
       params=params)
   return Checkpoint(state, loader_state, metadata)
+
+
+def restore_latest(directory: str, template: state_lib.TrainState,
+                   set_aside_unreadable: bool = False
+                   ) -> tuple[str, Checkpoint]:
+  """Restores the newest readable checkpoint in `directory`.
+
+  A damaged newer checkpoint (e.g. truncated when the disk filled) is skipped
+  with a warning naming it. With `set_aside_unreadable` (the one process that
+  writes checkpoints), it is renamed to `<name>.unreadable` once an older one
+  has been restored, so that it is kept for inspection but no longer counts
+  as the latest: `prune` would otherwise keep it and delete the run's new
+  checkpoints. A checkpoint that is readable but does not fit `template` is
+  an error, not skipped: the older ones belong to the same run.
+
+  Args:
+    directory: where checkpoints live.
+    template: see `restore`.
+    set_aside_unreadable: rename the damaged newer checkpoints.
+
+  Returns:
+    (path, Checkpoint).
+
+  Raises:
+    ValueError: no checkpoint, none readable, or one that does not match.
+  """
+  damaged = []
+  for step in reversed(list_steps(directory)):
+    path = path_for(directory, step)
+    try:
+      restored = restore(path, template)
+    except params_io.CorruptFileError as e:
+      logging.warning('Skipping the damaged checkpoint %s: %s', path, e)
+      damaged.append((path, e))
+      continue
+    for bad, _ in damaged if set_aside_unreadable else ():
+      os.replace(bad, bad + '.unreadable')
+      logging.warning('Renamed the damaged %s to %s.unreadable.', bad, bad)
+    return path, restored
+  raise ValueError(f'No readable checkpoint in {directory}'
+                   + ''.join(f'; {e}' for _, e in damaged) + '.')
 
 
 def prune(directory: str, keep: Callable[[int], bool]) -> None:

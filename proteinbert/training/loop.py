@@ -134,7 +134,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
     if not resume:
       raise ValueError(f'{workdir} already has checkpoints ({latest}); resume '
                        'or choose another work directory.')
-    state, loader_state, _ = checkpoint.restore(latest, state)
+    latest, (state, loader_state, _) = checkpoint.restore_latest(
+        ckpt_dir, state, set_aside_unreadable=is_chief)
     logging.info('Resumed from %s (step %d).', latest, int(state.step))
   if is_chief:
     _write_config(workdir, config)
