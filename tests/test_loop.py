@@ -58,11 +58,17 @@ def test_writes_config_metrics_events_and_checkpoints(dataset_path, tmp_path):
   train_records = [r for r in records if 'token_loss' in r]
   assert [r['step'] for r in train_records] == list(range(3, 25, 3))
   for key in ('loss', 'token_accuracy', 'corrupted_token_accuracy',
-              'annotation_loss', 'learning_rate', 'samples_per_s',
-              'tokens_per_s'):
+              'denoising_accuracy', 'denoising_loss', 'annotation_loss',
+              'learning_rate', 'samples_per_s', 'tokens_per_s'):
     assert all(key in r for r in train_records), key
   heldout = [r for r in records if 'heldout/annotation_auc' in r]
   assert [r['step'] for r in heldout] == [12, 24]
+  for key in ('token_loss', 'denoising_accuracy', 'denoising_loss',
+              'corrupted_token_loss'):
+    # The model's figure and the frequency baseline's beside it.
+    assert all(np.isfinite(r[f'heldout/{key}']) for r in heldout), key
+    assert all(np.isfinite(r[f'heldout/frequency_baseline/{key}'])
+               for r in heldout), key
   assert os.listdir(tmp_path / 'tensorboard')
   # Saves after epochs 2, 4, ..., 8 (steps 6, ..., 24); keep_every=2 keeps
   # the 2nd and 4th saves besides the latest.

@@ -8,9 +8,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from proteinbert import metrics as metrics_lib
 from proteinbert import model as model_lib
+from proteinbert import tokenization
+from proteinbert.data import batch as batch_lib
+from proteinbert.data import corruption
 from proteinbert.training import losses
 
 # Metrics that are weighted means, with the weight each is a mean over.
@@ -115,3 +119,51 @@ def evaluate(step: Callable, params: hk.Params,
   result['annotation_average_precision'] = metrics_lib.average_precision(
       labels, scores)
   return {f'heldout/{k}': v for k, v in result.items()}
+
+
+def denoising_report(model, seqs, frequencies: np.ndarray, noise_prob: float,
+                     seq_len: int = 512, batch_size: int = 32,
+                     seed: int = 0) -> Mapping[str, float]:
+  """Denoising metrics of a loaded model on sequences, beside the baseline.
+
+  Each sequence is tokenized (cropped to `seq_len` from its N-terminus),
+  its tokens replaced at random with `noise_prob` (the pretraining recipe,
+  `<PAD>` left alone), and the model asked for the originals with no input
+  annotations.
+
+  Args:
+    model: a `proteinbert.inference.PretrainedModel`.
+    seqs: protein sequences.
+    frequencies: float [V] the training corpus' token frequencies.
+    noise_prob: the corruption rate (known to the baseline).
+    seq_len: L, `<START>` and `<END>` included.
+    batch_size: sequences per model call.
+    seed: seeds the corruption.
+
+  Returns:
+    token_loss, denoising_accuracy, denoising_loss, corrupted_token_loss and
+    corrupted_count, and the same (but the count) of the frequency baseline
+    under 'frequency_baseline/'.
+  """
+  targets = tokenization.tokenize(seqs, seq_len)
+  tokens = corruption.corrupt_tokens(targets, noise_prob, False,
+                                     np.random.default_rng(seed))
+  probs = model.predict(tokens, batch_size=batch_size,
+                        with_hidden=False).token_probs
+  weights = corruption.token_weights(targets)
+  batch = batch_lib.Batch(
+      tokens=tokens, targets=targets, token_weights=weights,
+      corrupted=(tokens != targets) & (weights > 0),
+      annotations=None, annotation_targets=None, annotation_weights=None)
+  report = {}
+  for prefix, logits in (
+      ('', jnp.log(jnp.maximum(jnp.asarray(probs), 1e-30))),
+      ('frequency_baseline/', losses.frequency_logits(
+          tokens, jnp.asarray(frequencies), noise_prob))):
+    metrics = dict(losses.denoising_metrics(logits, batch))
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    metrics['token_loss'] = jnp.sum(ce * weights) / weights.sum()
+    if prefix:
+      del metrics['corrupted_count']
+    report.update({prefix + k: float(v) for k, v in metrics.items()})
+  return report

@@ -149,8 +149,11 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
       process_count=process_count, state=loader_state)
 
   writer = metrics_writer.MetricsWriter(workdir) if is_chief else None
-  eval_step = evaluation.make_eval_step(model_config, config.train)
   eval_indices = heldout_indices(dataset, config.eval.num_proteins)
+  eval_step = evaluation.make_eval_step(
+      model_config, config.train,
+      evaluation.corpus_frequencies(dataset) if eval_indices.size else None,
+      config.data.seq_noise_prob)
 
   def save(state, loader_state):
     if is_chief:
