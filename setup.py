@@ -50,6 +50,7 @@ setuptools.setup(
     python_requires='>=3.10',
     packages=setuptools.find_packages(include=['proteinbert', 'proteinbert.*', 'experiments', 'experiments.*']),
     package_data={
+        'proteinbert': ['weights/*.npz', 'weights/*.json', 'weights/*.fasta'],
         'proteinbert.data': ['demo/*.h5', 'demo/README.md'],
     },
     install_requires=INSTALL_REQUIRES,

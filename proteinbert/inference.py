@@ -8,7 +8,7 @@
 """
 
 import functools
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import haiku as hk
 import jax
@@ -16,10 +16,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from proteinbert import batching
+from proteinbert import compiled
 from proteinbert import keras_weights
 from proteinbert import model as model_lib
 from proteinbert import params_io
+from proteinbert import pretrained
 from proteinbert import tokenization
+from proteinbert.data import dataset as dataset_lib
 
 _ZIP_MAGIC = b'PK\x03\x04'
 
@@ -43,27 +47,22 @@ class Prediction(NamedTuple):
   global_hidden: Optional[np.ndarray]
 
 
-class PretrainedModel:
-  """A ProteinBERT model with loaded parameters, ready to predict."""
+def prediction_fn(config: ml_collections.ConfigDict, with_hidden: bool
+                  ) -> Callable[[jnp.ndarray, jnp.ndarray], Prediction]:
+  """The untransformed model with its outputs as a Prediction.
 
-  def __init__(self, params: hk.Params, config: ml_collections.ConfigDict):
-    """Wraps params; raises ValueError if they do not fit the config.
+  Args:
+    config: the model config.
+    with_hidden: also compute the concatenated hidden layers.
 
-    Args:
-      params: Haiku params.
-      config: the model config they belong to.
-    """
-    self.config = config
-    self._transformed = hk.without_apply_rng(
-        hk.transform(model_lib.forward_fn(config)))
-    expected = jax.eval_shape(
-        lambda: model_lib.init_params(config, jax.random.PRNGKey(0)))
-    params_io.check_structure(params, expected)
-    self.params = jax.tree_util.tree_map(jnp.asarray, params)
+  Returns:
+    predict(tokens int [B, L], annotations [B, A]) -> Prediction (jax
+    arrays; the hidden fields None without with_hidden).
+  """
+  forward = model_lib.forward_fn(config)
 
-  @functools.partial(jax.jit, static_argnums=(0, 4))
-  def _predict_batch(self, params, tokens, annotations, with_hidden):
-    output = self._transformed.apply(params, tokens, annotations)
+  def predict(tokens, annotations):
+    output = forward(tokens, annotations)
     token_probs = jax.nn.softmax(
         output.token_logits.astype(jnp.float32), axis=-1)
     annotation_probs = jax.nn.sigmoid(
@@ -72,9 +71,33 @@ class PretrainedModel:
               else (None, None))
     return Prediction(token_probs, annotation_probs, *hidden)
 
-  @functools.partial(jax.jit, static_argnums=0)
-  def _forward(self, params, tokens, annotations):
-    return self._transformed.apply(params, tokens, annotations)
+  return predict
+
+
+class PretrainedModel:
+  """A ProteinBERT model with loaded parameters, ready to predict."""
+
+  def __init__(self, params: hk.Params, config: ml_collections.ConfigDict,
+               go_vocabulary: Optional[dataset_lib.Vocabulary] = None):
+    """Wraps params; raises ValueError if they do not fit the config.
+
+    Args:
+      params: Haiku params.
+      config: the model config they belong to.
+      go_vocabulary: the GO terms of the annotation outputs (IDs, names,
+        namespaces), when known; `annotation_probs[:, a]` is term a.
+    """
+    if go_vocabulary is not None and len(go_vocabulary.ids) != (
+        config.num_annotations):
+      raise ValueError(f'The GO vocabulary has {len(go_vocabulary.ids)} '
+                       f'terms but the model {config.num_annotations} '
+                       'annotation outputs.')
+    self.config = config
+    self.go_vocabulary = go_vocabulary
+    expected = jax.eval_shape(
+        lambda: model_lib.init_params(config, jax.random.PRNGKey(0)))
+    params_io.check_structure(params, expected)
+    self.params = jax.tree_util.tree_map(jnp.asarray, params)
 
   def _checked_inputs(self, tokens, annotations):
     tokens = np.asarray(tokens)
@@ -111,18 +134,10 @@ class PretrainedModel:
       A Prediction of float32 numpy arrays.
     """
     tokens, annotations = self._checked_inputs(tokens, annotations)
-    num = tokens.shape[0]
-    parts = []
-    for start in range(0, num, batch_size):
-      chunk = slice(start, min(start + batch_size, num))
-      pad = batch_size - (chunk.stop - chunk.start)
-      batch_tokens = np.pad(tokens[chunk], ((0, pad), (0, 0)),
-                            constant_values=tokenization.PAD)
-      batch_annotations = np.pad(annotations[chunk], ((0, pad), (0, 0)))
-      out = self._predict_batch(self.params, batch_tokens, batch_annotations,
-                                with_hidden)
-      parts.append(jax.tree_util.tree_map(
-          lambda x, n=batch_size - pad: np.asarray(x[:n]), out))
+    predict = compiled.build(prediction_fn, self.config, with_hidden).apply
+    parts = list(batching.run_batches(
+        functools.partial(predict, self.params, None), [tokens, annotations],
+        batch_size, [tokenization.PAD, 0.0]))
     if not parts:
       raise ValueError('predict needs at least one sequence.')
     return Prediction(*[
@@ -132,7 +147,13 @@ class PretrainedModel:
   def forward(self, tokens, annotations=None) -> model_lib.ModelOutput:
     """One call of the model, with per-layer representations (ModelOutput)."""
     tokens, annotations = self._checked_inputs(tokens, annotations)
-    return jax.device_get(self._forward(self.params, tokens, annotations))
+    forward = compiled.build(model_lib.forward_fn, self.config).apply
+    return jax.device_get(forward(self.params, None, tokens, annotations))
+
+
+def _is_npz(path: str) -> bool:
+  with open(path, 'rb') as f:
+    return f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
 
 
 def load_params_any(
@@ -155,9 +176,7 @@ def load_params_any(
       impossible (NaN, infinite, non-float) params, or does not match the
       model; the message names the file and what is wrong.
   """
-  with open(path, 'rb') as f:
-    magic = f.read(len(_ZIP_MAGIC))
-  if magic == _ZIP_MAGIC:
+  if _is_npz(path):
     params, config = params_io.load_params(path, config)
     if config is None:
       raise ValueError(f'{path} carries no model config; pass config=.')
@@ -169,26 +188,45 @@ def load_pretrained(
     path: str,
     config: Optional[ml_collections.ConfigDict] = None,
 ) -> PretrainedModel:
-  """Loads a model from the official pickle or one of our parameter files."""
-  return PretrainedModel(*load_params_any(path, config))
+  """Loads a model by shipped name, or from the official pickle or one of our
+  parameter files (`proteinbert.pretrained.MODELS` lists the names).
+
+  Our files carry the GO vocabulary of their annotation outputs when the
+  training data had one (`PretrainedModel.go_vocabulary`); the official
+  pickle does not.
+  """
+  path = pretrained.resolve(path)
+  params, config = load_params_any(path, config)
+  go_vocabulary = None
+  if _is_npz(path):
+    with params_io.NpzReader(path) as reader:
+      go_vocabulary = reader.read_go_vocabulary()
+  return PretrainedModel(params, config, go_vocabulary)
 
 
 def export(path: str, output: str, output_format: str,
-           config: Optional[ml_collections.ConfigDict] = None) -> None:
+           config: Optional[ml_collections.ConfigDict] = None,
+           go_vocabulary: Optional[dataset_lib.Vocabulary] = None) -> None:
   """Converts between parameter formats.
 
   Args:
     path: an official pickle, one of our .npz files or a training checkpoint.
     output: destination, written atomically.
     output_format: 'keras' (the official pickle, loadable by the original
-      package) or 'npz' (our flat parameter file).
+      package; it has no place for the GO vocabulary) or 'npz' (our flat
+      parameter file, with the model config and GO vocabulary).
     config: see `load_params_any`.
+    go_vocabulary: replaces the input's GO vocabulary (checked against the
+      model's annotation outputs).
   """
-  params, config = load_params_any(path, config)
+  model = load_pretrained(path, config)
+  if go_vocabulary is not None:
+    model = PretrainedModel(model.params, model.config, go_vocabulary)
   if output_format == 'keras':
-    keras_weights.save_keras_pickle(output, params, config)
+    keras_weights.save_keras_pickle(output, model.params, model.config)
   elif output_format == 'npz':
-    params_io.save_params(output, params, config)
+    params_io.save_params(output, model.params, model.config,
+                          model.go_vocabulary)
   else:
     raise ValueError(f"Unknown format {output_format!r}; expected 'keras' or "
                      "'npz'.")

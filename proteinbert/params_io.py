@@ -3,7 +3,10 @@
 Each parameter is stored under `module/path//param` (e.g.
 `protein_bert/block_1/local/narrow_conv//w`), so `numpy.load(path)` lists the
 model without any of this code. The model config is stored beside the arrays
-as JSON under `__model_config__`, so a file is self-describing. Entries
+as JSON under `__model_config__`, and the GO vocabulary of the annotation
+outputs (IDs, names, namespaces, training counts) under `__go_vocabulary__`
+when the model was trained on a dataset that has one, so a file is
+self-describing and its annotation outputs map back to GO terms. Entries
 without `//` in their name are not parameters and are ignored when loading;
 training checkpoints (`proteinbert.training.checkpoint`) keep their optimizer
 and loader state there, so they are parameter files too.
@@ -31,9 +34,11 @@ import numpy as np
 from proteinbert import config as config_lib
 from proteinbert import io_utils
 from proteinbert import model as model_lib
+from proteinbert.data import dataset as dataset_lib
 
 _SEPARATOR = '//'
 CONFIG_KEY = '__model_config__'
+GO_VOCABULARY_KEY = '__go_vocabulary__'
 
 # np.savez stores entries uncompressed, so the arrays of one of our files take
 # about as many bytes as the file; np.savez_compressed shrinks float weights
@@ -42,9 +47,9 @@ CONFIG_KEY = '__model_config__'
 # files of compressible zeros) may be decompressed from one file.
 _MAX_EXPANSION = 16
 _EXPANSION_SLACK = 16 << 20
-# JSON entries (the model config, a checkpoint's metadata with the full
-# experiment config) are a few KB.
-_MAX_JSON_CHARS = 1 << 20
+# JSON entries: the model config and a checkpoint's metadata are a few KB;
+# a GO vocabulary ~80 characters per term (650 KB at the paper's 8,943).
+_MAX_JSON_CHARS = 8 << 20
 # A .npy header is at most numpy's own limit (10,000 bytes) after 12 bytes of
 # magic, version and length; only this prefix is decompressed to read it.
 _NPY_PREFIX = 10_000 + 12
@@ -256,6 +261,25 @@ class NpzReader:
     _check_finite(flat, self.path)
     return unflatten(flat)
 
+  def read_go_vocabulary(self) -> Optional[dataset_lib.Vocabulary]:
+    """The stored GO vocabulary, or None if there is none."""
+    if GO_VOCABULARY_KEY not in self:
+      return None
+    stored = self.read_json(GO_VOCABULARY_KEY)
+    try:
+      vocabulary = dataset_lib.Vocabulary(
+          *(np.asarray(stored[f], dtype) for f, dtype in (
+              ('ids', str), ('names', str), ('namespaces', str),
+              ('counts', np.int64))))
+    except (KeyError, TypeError, ValueError) as e:
+      raise CorruptFileError(f'{self.path}: {GO_VOCABULARY_KEY} must hold '
+                             'ids, names, namespaces and counts lists: '
+                             f'{e}') from None
+    if len({len(field) for field in vocabulary}) != 1:
+      raise CorruptFileError(f'{self.path}: the lists of {GO_VOCABULARY_KEY} '
+                             'differ in length.')
+    return vocabulary
+
   def read_model_config(self) -> Optional[ml_collections.ConfigDict]:
     """The stored, validated model config, or None if there is none."""
     if CONFIG_KEY not in self:
@@ -296,13 +320,24 @@ def model_config_from_json(stored: Any, source: str
   return config
 
 
+def go_vocabulary_entry(vocabulary: dataset_lib.Vocabulary) -> np.ndarray:
+  """The `__go_vocabulary__` entry of a vocabulary (JSON text)."""
+  return np.array(json.dumps(
+      {field: np.asarray(values).tolist()
+       for field, values in vocabulary._asdict().items()}))
+
+
 def save_params(path: str, params: hk.Params,
-                model_config: Optional[ml_collections.ConfigDict] = None
+                model_config: Optional[ml_collections.ConfigDict] = None,
+                go_vocabulary: Optional[dataset_lib.Vocabulary] = None
                 ) -> None:
-  """Writes params (and the model config, if given) to `path` atomically."""
+  """Writes params (and the model config and GO vocabulary, if given) to
+  `path` atomically."""
   arrays = flatten(jax.device_get(params))
   if model_config is not None:
     arrays[CONFIG_KEY] = np.array(model_config.to_json())
+  if go_vocabulary is not None:
+    arrays[GO_VOCABULARY_KEY] = go_vocabulary_entry(go_vocabulary)
   with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as f:
     np.savez(f, **arrays)
 

@@ -10,7 +10,9 @@ import time
 import numpy as np
 import pytest
 
+from proteinbert import inference
 from proteinbert import params_io
+from proteinbert.data import dataset as dataset_lib
 from proteinbert.training import checkpoint
 from proteinbert.training import loop
 from tests import helpers
@@ -73,6 +75,12 @@ def test_writes_config_metrics_events_and_checkpoints(dataset_path, tmp_path):
   # Saves after epochs 2, 4, ..., 8 (steps 6, ..., 24); keep_every=2 keeps
   # the 2nd and 4th saves besides the latest.
   assert checkpoint.list_steps(str(tmp_path / 'checkpoints')) == [12, 24]
+  # Checkpoints carry the dataset's GO vocabulary.
+  with dataset_lib.open_dataset(dataset_path) as data:
+    want = list(data.vocabulary.ids)
+  model = inference.load_pretrained(checkpoint.latest(
+      str(tmp_path / 'checkpoints')))
+  assert list(model.go_vocabulary.ids) == want
 
 
 def test_refuses_to_overwrite_without_resume(dataset_path, tmp_path):

@@ -60,7 +60,8 @@ def path_for(directory: str, step: int) -> str:
 def save(directory: str, state: state_lib.TrainState,
          loader_state: Mapping[str, np.ndarray],
          model_config: ml_collections.ConfigDict,
-         metadata: Mapping[str, Any]) -> str:
+         metadata: Mapping[str, Any],
+         go_vocabulary: Optional[Any] = None) -> str:
   """Writes a checkpoint atomically; returns its path.
 
   Args:
@@ -69,11 +70,16 @@ def save(directory: str, state: state_lib.TrainState,
     loader_state: the loader's state after the last batch `state` trained on.
     model_config: the model config (stored as in parameter files).
     metadata: JSON-serialisable extras (step, epoch, config, ...).
+    go_vocabulary: the dataset's `Vocabulary` (stored as in parameter files),
+      so the checkpoint's annotation outputs map back to GO terms.
   """
   state = distributed.to_host(state)
   step = int(state.step)
   arrays = params_io.flatten(state.params)
   arrays[params_io.CONFIG_KEY] = np.array(model_config.to_json())
+  if go_vocabulary is not None:
+    arrays[params_io.GO_VOCABULARY_KEY] = params_io.go_vocabulary_entry(
+        go_vocabulary)
   arrays.update(_state_leaves(state))
   arrays.update({_LOADER_PREFIX + k: np.asarray(v)
                  for k, v in loader_state.items()})

@@ -160,7 +160,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
       path = checkpoint.save(
           ckpt_dir, state, loader_state, model_config,
           {'epoch': int(state.step) // batches_per_epoch,
-           'config': json.loads(config.to_json_best_effort())})
+           'config': json.loads(config.to_json_best_effort())},
+          dataset.vocabulary if dataset.num_annotations else None)
       save_every = batches_per_epoch * config.checkpoint.every_epochs
       checkpoint.prune(ckpt_dir, lambda step: (
           step % save_every == 0
