@@ -12,6 +12,7 @@ import pytest
 
 from proteinbert import inference
 from proteinbert import params_io
+from proteinbert.data import build
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.training import checkpoint
 from proteinbert.training import loop
@@ -168,3 +169,31 @@ def test_two_processes_train_together(dataset_path, tmp_path):
   assert [p.wait(timeout=600) for p in processes] == [0, 0]
   assert [r['step'] for r in _records(workdir) if 'loss' in r] == [3, 6]
   assert checkpoint.list_steps(str(workdir / 'checkpoints')) == [6]
+
+
+def test_a_sequence_only_dataset_trains_the_token_objective(tmp_path):
+  # A FASTA without annotations builds a dataset with no GO vocabulary;
+  # pretraining on it trains the token objective alone.
+  rng = np.random.default_rng(0)
+  fasta = tmp_path / 'repertoire.fasta'
+  fasta.write_text(''.join(
+      f'>seq{i}\n' + ''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'),
+                                        int(n))) + '\n'
+      for i, n in enumerate(rng.integers(20, 120, 60))))
+  dataset_path = str(tmp_path / 'repertoire.h5')
+  build.build_dataset(None, None, dataset_path, fasta=str(fasta),
+                      test_fraction=0.2, num_workers=0, show_progress=False)
+  config = helpers.tiny_pretrain_config(dataset_path)
+  config.train.num_steps = 12
+  loop.pretrain(config, str(tmp_path / 'run'))
+  records = _records(tmp_path / 'run')
+  train_records = [r for r in records if 'token_loss' in r]
+  assert all(np.isfinite(r['loss']) and r['annotated_count'] == 0
+             and r['annotation_loss'] == 0 for r in train_records)
+  assert train_records[-1]['token_loss'] < train_records[0]['token_loss']
+  heldout = [r for r in records if 'heldout/token_loss' in r]
+  assert heldout and all(np.isfinite(r['heldout/denoising_loss'])
+                         for r in heldout)
+  model = inference.load_pretrained(checkpoint.latest(
+      str(tmp_path / 'run' / 'checkpoints')))
+  assert model.config.num_annotations == 0 and model.go_vocabulary is None
