@@ -15,7 +15,6 @@ writes length_scaling.{md,csv,png}. A call whose memory exceeds
 --max_run_gib is compiled and counted but not run.
 """
 
-import csv
 import os
 import time
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from proteinbert import ablation
 from proteinbert import model as model_lib
+from proteinbert import tables
 from proteinbert import tokenization
 
 _CONFIG_DIR = os.path.join(os.path.dirname(__file__), 'configs', 'ablations')
@@ -73,11 +73,11 @@ def measure(name: str, model_config, lengths, repeats: int,
       residues = ''.join(rng.choice(list(tokenization.AMINO_ACIDS),
                                     length - 2))
       tokens = tokenization.tokenize([residues], length)
-      jax.block_until_ready(compiled(params, tokens, annotations))
+      jax.block_until_ready(compiled(params, None, tokens, annotations))
       times = []
       for _ in range(repeats):
         started = time.perf_counter()
-        jax.block_until_ready(compiled(params, tokens, annotations))
+        jax.block_until_ready(compiled(params, None, tokens, annotations))
         times.append(time.perf_counter() - started)
       seconds = float(np.median(times))
     rows.append({'variant': name, 'length': length, 'gflops': flops / 1e9,
@@ -88,19 +88,16 @@ def measure(name: str, model_config, lengths, repeats: int,
 
 def write_table(rows, output_dir: str) -> None:
   """length_scaling.csv and .md: one row per variant and length."""
-  with open(os.path.join(output_dir, 'length_scaling.csv'), 'w',
-            newline='') as f:
-    writer = csv.DictWriter(f, _COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-  lines = ['| variant | L | GFLOPs | memory (MiB) | time (ms) |',
-           '|---|---|---|---|---|']
-  lines += [f'| {r["variant"]} | {r["length"]} | {r["gflops"]:.2f} | '
-            f'{r["memory_mib"]:.1f} | '
-            + ('not run' if np.isnan(r['seconds'])
-               else f'{1e3 * r["seconds"]:.1f}') + ' |' for r in rows]
-  with open(os.path.join(output_dir, 'length_scaling.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+  tables.write_csv(os.path.join(output_dir, 'length_scaling.csv'), rows,
+                   _COLUMNS)
+  tables.write_text(os.path.join(output_dir, 'length_scaling.md'),
+                    tables.markdown([{
+                        'variant': r['variant'], 'L': r['length'],
+                        'GFLOPs': f'{r["gflops"]:.2f}',
+                        'memory (MiB)': f'{r["memory_mib"]:.1f}',
+                        'time (ms)': ('not run' if np.isnan(r['seconds'])
+                                      else f'{1e3 * r["seconds"]:.1f}'),
+                    } for r in rows]))
 
 
 def plot(rows, output_dir: str, preset: str) -> None:

@@ -59,6 +59,7 @@ import numpy as np
 
 from experiments import benchmark_data_loader
 from experiments import malloc_tunables
+from proteinbert import compiled
 from proteinbert import config as config_lib
 from proteinbert import inference
 from proteinbert import model as model_lib
@@ -227,10 +228,12 @@ class JaxPredictor:
     JAX caches the executable that `predict` compiled, so after
     `time_sequences` this compiles nothing.
     """
-    compiled = inference.PretrainedModel._predict_batch.lower(  # pylint: disable=protected-access
-        self._model, self._model.params, self._tokens[:self._batch_size],
-        self._annotations[:self._batch_size], False).compile()
-    return float(compiled.cost_analysis()['flops']) / self._batch_size
+    predict = compiled.build(inference.prediction_fn, self._model.config,
+                             False).apply
+    executable = predict.lower(
+        self._model.params, None, self._tokens[:self._batch_size],
+        self._annotations[:self._batch_size]).compile()
+    return float(executable.cost_analysis()['flops']) / self._batch_size
 
   def time_sequences(self) -> float:
     """Seconds per sequence (the first call also compiles)."""

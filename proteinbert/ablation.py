@@ -18,7 +18,6 @@ again; an interrupted one resumes from its checkpoints.
 
 import ast
 import copy
-import csv
 import fnmatch
 import importlib.util
 import json
@@ -28,15 +27,16 @@ import time
 from typing import Mapping, NamedTuple, Optional, Sequence
 
 from absl import logging
-import haiku as hk
 import jax
 import jax.numpy as jnp
 from matplotlib import figure
 import ml_collections
 
+from proteinbert import compiled
 from proteinbert import io_utils
 from proteinbert import model as model_lib
 from proteinbert import params_io
+from proteinbert import tables
 from proteinbert.training import checkpoint
 from proteinbert.training import loop
 
@@ -208,17 +208,16 @@ def lower_forward(model_config: ml_collections.ConfigDict, batch_size: int,
     seq_len: L.
 
   Returns:
-    The lowered `apply(params, tokens int32 [B, L], annotations f32 [B, A])`;
-    `.cost_analysis()` counts its FLOPs, `.compile()` builds it.
+    The lowered `apply(params, None, tokens int32 [B, L], annotations f32
+    [B, A])`; `.cost_analysis()` counts its FLOPs, `.compile()` builds it.
   """
-  forward = hk.without_apply_rng(hk.transform(
-      model_lib.forward_fn(model_config)))
   params = jax.eval_shape(lambda: model_lib.init_params(
       model_config, jax.random.PRNGKey(0)))
   tokens = jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32)
   annotations = jax.ShapeDtypeStruct(
       (batch_size, model_config.num_annotations), jnp.float32)
-  return jax.jit(forward.apply).lower(params, tokens, annotations)
+  return compiled.build(model_lib.forward_fn, model_config).apply.lower(
+      params, None, tokens, annotations)
 
 
 def summarize(name: str, config: ml_collections.ConfigDict,
@@ -368,17 +367,10 @@ def write_table(results: Sequence[Mapping], output_dir: str,
             'flops_per_sample': f'GFLOPs/sample (forward, L={seq_len})',
             'samples_per_s': 'train samples/s'}
   titles.update({key: f'held-out {title}' for key, title in METRICS})
-  lines = ['| ' + ' | '.join(titles.values()) + ' |',
-           '|' + '---|' * len(titles)]
-  lines += ['| ' + ' | '.join(_cell(k, r[k]) for k in titles) + ' |'
-            for r in results]
-  with open(os.path.join(output_dir, 'results.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  columns = list(titles) + ['steps', 'train_wall_s']
-  with open(os.path.join(output_dir, 'results.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, columns, extrasaction='ignore')
-    writer.writeheader()
-    writer.writerows(results)
+  tables.write_text(os.path.join(output_dir, 'results.md'), tables.markdown(
+      [{titles[k]: _cell(k, r[k]) for k in titles} for r in results]))
+  tables.write_csv(os.path.join(output_dir, 'results.csv'), results,
+                   list(titles) + ['steps', 'train_wall_s'])
 
 
 def _style(i: int) -> dict:

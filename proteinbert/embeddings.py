@@ -44,13 +44,15 @@ import haiku as hk
 import h5py
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from proteinbert import batching
+from proteinbert import compiled
 from proteinbert import fasta as fasta_lib
 from proteinbert import inference
 from proteinbert import model as model_lib
 from proteinbert import tokenization
-from proteinbert.finetuning import batching
 
 _FORMAT = 'proteinbert-embeddings-1'
 
@@ -108,6 +110,41 @@ def representations(output: model_lib.ModelOutput,
   return global_, local
 
 
+def embedding_fn(config: ml_collections.ConfigDict, options: EmbeddingOptions
+                 ) -> Callable[[jnp.ndarray], tuple]:
+  """The untransformed model with no input annotations, as embeddings.
+
+  Args:
+    config: the model config.
+    options: what to embed.
+
+  Returns:
+    embed(tokens int [B, L], whole proteins with <START> and <END>) ->
+    (global [B, D_global], local [B, L, D_local] or None, local_mean
+    [B, D_local] or None), float32.
+  """
+  forward = model_lib.forward_fn(config)
+
+  def embed(tokens):
+    annotations = jnp.zeros((tokens.shape[0], config.num_annotations),
+                            jnp.float32)
+    global_, local = representations(forward(tokens, annotations), options)
+    # Residue i is token i + 1: <START>, <END> and <PAD> are left out.
+    lengths = jnp.sum(tokens != tokenization.PAD, axis=-1) - (
+        tokenization.ADDED_TOKENS_PER_SEQ)
+    positions = jnp.arange(tokens.shape[1])
+    residues = ((positions[None] >= 1)
+                & (positions[None] <= lengths[:, None])).astype(jnp.float32)
+    local_mean = (jnp.einsum('bld,bl->bd', local, residues)
+                  / jnp.maximum(residues.sum(-1, keepdims=True), 1.0))
+    # Per-residue rows are large (1,562 floats each at the published size):
+    # they leave the device only when asked for.
+    return (global_, local if options.per_residue else None,
+            local_mean if options.mean_pooled else None)
+
+  return embed
+
+
 class Embedder:
   """Embeds sequences with one model and one set of options."""
 
@@ -115,26 +152,11 @@ class Embedder:
                options: EmbeddingOptions = EmbeddingOptions()):
     check_options(options, model.config.num_blocks)
     self.model = model
-    self.options = options
-    self._transformed = hk.without_apply_rng(
-        hk.transform(model_lib.forward_fn(model.config)))
-
-  @functools.partial(jax.jit, static_argnums=0)
-  def _embed_batch(self, params, tokens, lengths):
-    annotations = jnp.zeros(
-        (tokens.shape[0], self.model.config.num_annotations), jnp.float32)
-    output = self._transformed.apply(params, tokens, annotations)
-    global_, local = representations(output, self.options)
-    positions = jnp.arange(tokens.shape[1])
-    # Residue i is token i + 1: <START>, <END> and <PAD> are left out.
-    residues = ((positions[None] >= 1)
-                & (positions[None] <= lengths[:, None])).astype(jnp.float32)
-    local_mean = (jnp.einsum('bld,bl->bd', local, residues)
-                  / jnp.maximum(residues.sum(-1, keepdims=True), 1.0))
-    # Per-residue rows are large (1,562 floats each at the published size):
-    # they leave the device only when asked for.
-    return (global_, local if self.options.per_residue else None,
-            local_mean if self.options.mean_pooled else None)
+    # Tuples: the options key the compiled model (`compiled.build`).
+    self.options = options._replace(**{
+        field: tuple(chosen) for field, chosen in (
+            ('global_layers', options.global_layers),
+            ('local_layers', options.local_layers)) if chosen is not None})
 
   def __call__(self, seqs: Sequence[str], max_tokens: int = 16384,
                start_seq_len: int = 64
@@ -153,28 +175,17 @@ class Embedder:
     empty = [i for i, s in enumerate(seqs) if not s]
     if empty:
       raise ValueError(f'Sequences {empty[:10]} are empty.')
-    options = self.options
-    buckets = batching.length_buckets(seqs, start_seq_len,
-                                      max(max_tokens // start_seq_len, 1))
-    for bucket in buckets:
-      for part in batching.batch_slices(len(bucket.indices),
-                                        bucket.batch_size):
-        indices = bucket.indices[part]
-        batch = [seqs[i] for i in indices]
-        tokens = tokenization.tokenize(batch, bucket.seq_len,
-                                       normalize_case=options.normalize_case)
-        lengths = tokenization.tokenized_lengths(batch) - (
-            tokenization.ADDED_TOKENS_PER_SEQ)
-        out = jax.device_get(self._embed_batch(
-            self.model.params,
-            batching.pad_rows(tokens, bucket.batch_size, tokenization.PAD),
-            batching.pad_rows(lengths.astype(np.int32), bucket.batch_size)))
-        global_, local, local_mean = out
-        for row, (i, n) in enumerate(zip(indices, lengths)):
-          yield i, ProteinEmbedding(
-              global_[row],
-              None if local is None else local[row, 1:n + 1],
-              None if local_mean is None else local_mean[row])
+    embed = compiled.build(embedding_fn, self.model.config,
+                           self.options).apply
+    lengths = tokenization.tokenized_lengths(seqs) - (
+        tokenization.ADDED_TOKENS_PER_SEQ)
+    for i, (global_, local, local_mean) in batching.run_bucketed(
+        functools.partial(embed, self.model.params, None), seqs,
+        start_seq_len, max(max_tokens // start_seq_len, 1),
+        self.options.normalize_case):
+      yield i, ProteinEmbedding(
+          global_, None if local is None else local[1:lengths[i] + 1],
+          local_mean)
 
 
 def embed_sequences(model: inference.PretrainedModel, seqs: Sequence[str],

@@ -1,22 +1,23 @@
-"""FASTA reading: multi-line records, gzip, checked characters.
+"""FASTA reading for the model's inputs: `uniref.FastaReader`'s records, checked.
 
 A record is a '>' header line (its first word is the ID, the rest the
-description) followed by any number of sequence lines. Plain and gzip files
-are told apart by their first bytes. Sequence lines may hold letters of
-either case (any letter: those outside the model's vocabulary, such as B, Z,
-J or O, become `<OTHER>` when tokenized; `odd_letters` lists them), spaces,
-and one trailing '*' (a stop codon). Anything else — digits, gaps ('-', '.'),
-punctuation — is an error naming the line, since silently mapping it to
-`<OTHER>` would hide a wrong input file.
+description) followed by any number of sequence lines; lines starting with
+';' are old-style comments. Plain and gzip files are told apart by their
+first bytes. Sequence lines may hold letters of either case (any letter:
+those outside the model's vocabulary, such as B, Z, J or O, become `<OTHER>`
+when tokenized; `odd_letters` lists them), spaces, and one trailing '*' (a
+stop codon). Anything else — digits, gaps ('-', '.'), punctuation — is an
+error naming the line, since silently mapping it to `<OTHER>` would hide a
+wrong input file.
 """
 
-import gzip
+import itertools
 import re
 from typing import NamedTuple
 
 from proteinbert import tokenization
+from proteinbert.data import uniref
 
-_GZIP_MAGIC = b'\x1f\x8b'
 _INVALID = re.compile(r'[^A-Za-z*]')
 _VOCABULARY = frozenset(tokenization.AMINO_ACIDS)
 
@@ -28,12 +29,35 @@ class FastaRecord(NamedTuple):
   seq: str
 
 
-def _open_text(path: str):
-  with open(path, 'rb') as f:
-    magic = f.read(len(_GZIP_MAGIC))
-  if magic == _GZIP_MAGIC:
-    return gzip.open(path, 'rt', encoding='utf-8', errors='replace')
-  return open(path, 'rt', encoding='utf-8', errors='replace')
+def _line_of_invalid(path: str, record: uniref.FastaRecord) -> int:
+  """The line of the record's first invalid character.
+
+  The reader joins a record's lines, so they are read again to find it (on
+  this error path only).
+  """
+  lines = itertools.islice(uniref.read_lines(path), record.line, None)
+  for number, line in enumerate(lines, start=record.line + 1):
+    text = line.decode('ascii', 'replace').strip()
+    if not text.startswith(';') and _INVALID.search(''.join(text.split())):
+      return number
+  raise AssertionError(f'{path}: no invalid line in record {record.id!r}.')
+
+
+def _checked(path: str, record: uniref.FastaRecord) -> FastaRecord:
+  if not record.id:
+    raise ValueError(f'{path}:{record.line}: header without an ID.')
+  seq = ''.join(record.sequence.split())
+  bad = _INVALID.search(seq)
+  if bad:
+    raise ValueError(
+        f'{path}:{_line_of_invalid(path, record)}: invalid character '
+        f'{bad.group()!r} in record {record.id!r}; sequences may hold '
+        "letters only (and a final '*'). Remove alignment gaps and "
+        'numbering.')
+  if '*' in seq[:-1]:
+    raise ValueError(f"{path}: record {record.id!r} has a '*' before its "
+                     'end; only a final stop codon is allowed.')
+  return FastaRecord(record.id, record.description, seq.rstrip('*'))
 
 
 def read_fasta(path: str) -> list[FastaRecord]:
@@ -50,47 +74,13 @@ def read_fasta(path: str) -> list[FastaRecord]:
 
   Raises:
     ValueError: no records, text before the first header, a header without
-      an ID, or a sequence character that is not a letter (line given).
+      an ID, a sequence character that is not a letter (line given), or a
+      file that cannot be read (a damaged gzip stream among them).
   """
-  records = []
-  header, lines = None, []
-
-  def finish():
-    if header is None:
-      return
-    seq = ''.join(lines)
-    if '*' in seq[:-1]:
-      raise ValueError(f"{path}: record {header[0]!r} has a '*' before its "
-                       'end; only a final stop codon is allowed.')
-    records.append(FastaRecord(header[0], header[1], seq.rstrip('*')))
-
   try:
-    with _open_text(path) as f:
-      for number, line in enumerate(f, start=1):
-        line = line.strip()
-        if line.startswith('>'):
-          finish()
-          words = line[1:].strip().split(None, 1)
-          if not words:
-            raise ValueError(f'{path}:{number}: header without an ID.')
-          header, lines = (words[0], words[1] if len(words) > 1 else ''), []
-          continue
-        if not line or line.startswith(';'):  # ';' lines are old comments.
-          continue
-        if header is None:
-          raise ValueError(f'{path}:{number}: sequence text before the first '
-                           "'>' header; is this a FASTA file?")
-        residues = ''.join(line.split())
-        bad = _INVALID.search(residues)
-        if bad:
-          raise ValueError(
-              f'{path}:{number}: invalid character {bad.group()!r} in record '
-              f'{header[0]!r}; sequences may hold letters only (and a final '
-              "'*'). Remove alignment gaps and numbering.")
-        lines.append(residues)
-  except (OSError, EOFError, gzip.BadGzipFile) as e:
+    records = [_checked(path, r) for r in uniref.FastaReader(path)]
+  except OSError as e:
     raise ValueError(f'{path}: cannot read: {e}') from e
-  finish()
   if not records:
     raise ValueError(f'{path}: no FASTA records (no line starts with >).')
   return records

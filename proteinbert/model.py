@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from proteinbert import compiled
 from proteinbert import global_track
 from proteinbert import layers
 from proteinbert import local_track
@@ -166,7 +167,7 @@ def forward_fn(
 ) -> Callable[[jnp.ndarray, jnp.ndarray], ModelOutput]:
   """The untransformed forward function, under the config's jmp policy.
 
-  Call `hk.transform(forward_fn(config))` at the edge (binaries, notebooks).
+  `compiled.build(forward_fn, config)` transforms and compiles it.
 
   Args:
     config: the model config.
@@ -219,4 +220,4 @@ def init_params(config: ml_collections.ConfigDict, rng: jax.Array,
   """Fresh parameters; they do not depend on seq_len or batch_size."""
   tokens = jnp.full((batch_size, seq_len), tokenization.PAD, jnp.int32)
   annotations = jnp.zeros((batch_size, config.num_annotations), jnp.float32)
-  return hk.transform(forward_fn(config)).init(rng, tokens, annotations)
+  return compiled.build(forward_fn, config).init(rng, tokens, annotations)

@@ -7,12 +7,12 @@ import pytest
 
 from proteinbert import embeddings
 from proteinbert import inference
+from proteinbert import model as model_lib
 from proteinbert import params_io
-from proteinbert.finetuning import finetuned
 from tests import helpers
 
 CONFIG = helpers.tiny_model_config(num_blocks=1, mask_padding=True)
-PARAMS = finetuned.init_trunk(CONFIG, jax.random.PRNGKey(0))
+PARAMS = model_lib.init_params(CONFIG, jax.random.PRNGKey(0))
 MODEL = inference.PretrainedModel(PARAMS, CONFIG)
 # Concatenations of the 1-block tiny model (C 16, G 32, V 26, A 10).
 GLOBAL_DIM = 3 * 32 + 10
@@ -107,6 +107,10 @@ def test_layer_selection():
   assert embedding.global_.shape == (32,)
   assert embedding.local_mean.shape == (32,)
   assert embedding.local is None
+  # Lists (as from flags or a notebook) select as tuples do.
+  (listed,) = embeddings.embed_sequences(MODEL, ['MKTAYIAK'], options._replace(
+      global_layers=[-1], local_layers=[0, 1]))
+  np.testing.assert_array_equal(listed.global_, embedding.global_)
   with pytest.raises(ValueError, match=r'global_layers \[3\]'):
     embeddings.Embedder(MODEL, embeddings.EmbeddingOptions(global_layers=(3,)))
 

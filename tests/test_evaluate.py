@@ -1,10 +1,9 @@
-"""Length buckets, evaluation by length, metrics against sklearn and scipy."""
+"""Evaluation by length, metrics against sklearn and scipy."""
 
 import numpy as np
 import pytest
 
 from proteinbert import metrics
-from proteinbert.finetuning import batching
 from proteinbert.finetuning import evaluate
 from proteinbert.finetuning import tasks
 
@@ -14,28 +13,6 @@ stats = pytest.importorskip('scipy.stats')
 
 def _random_seqs(rng, lengths):
   return [''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), n)) for n in lengths]
-
-
-def test_length_buckets_cover_every_sequence_exactly_once():
-  rng = np.random.default_rng(0)
-  lengths = np.concatenate([rng.integers(1, 600, 50), [510, 511, 1022, 5000]])
-  seqs = _random_seqs(rng, lengths)
-  buckets = batching.length_buckets(seqs, 512, 32)
-  indices = np.concatenate([b.indices for b in buckets])
-  assert sorted(indices) == list(range(len(seqs)))
-  # 510 residues + <START> + <END> fit 512; 511 do not.
-  assert [(b.seq_len, b.batch_size) for b in buckets] == [
-      (512, 32), (1024, 16), (8192, 2)]
-  for bucket in buckets:
-    tokenized = lengths[bucket.indices] + 2
-    assert np.all(tokenized <= bucket.seq_len)
-    assert np.all(tokenized > bucket.seq_len // 2) or bucket.seq_len == 512
-  assert batching.length_buckets([], 512, 32) == []
-
-
-def test_batch_size_never_below_one():
-  seqs = ['A' * 3000]
-  assert batching.length_buckets(seqs, 64, 2)[0][:2] == (4096, 1)
 
 
 class _FakeModel:

@@ -10,6 +10,7 @@ import pytest
 
 from experiments.configs import finetune as finetune_configs
 from proteinbert import keras_weights
+from proteinbert import model as model_lib
 from proteinbert import params_io
 from proteinbert.finetuning import benchmarks
 from proteinbert.finetuning import config as config_lib
@@ -207,7 +208,7 @@ def test_save_reload_predict_round_trip(tmp_path):
 
 def test_load_errors(tmp_path):
   pretrained = str(tmp_path / 'pretrained.npz')
-  params_io.save_params(pretrained, finetuned.init_trunk(
+  params_io.save_params(pretrained, model_lib.init_params(
       MODEL, jax.random.PRNGKey(0)), MODEL)
   with pytest.raises(ValueError, match='not a fine-tuned model'):
     finetuned.load_finetuned(pretrained)
@@ -289,7 +290,7 @@ def test_bad_input_fails_before_writing(tmp_path, problem, message):
   if problem == 'architecture':
     # Params of one architecture stored with the config of another.
     path = str(tmp_path / 'mismatched.npz')
-    params_io.save_params(path, finetuned.init_trunk(
+    params_io.save_params(path, model_lib.init_params(
         MODEL, jax.random.PRNGKey(0)), helpers.tiny_model_config())
     config.init_checkpoint = path
   workdir = tmp_path / 'out'
@@ -320,7 +321,7 @@ def test_architecture_comes_from_the_checkpoint_runtime_keys_from_config(
     tmp_path):
   path = str(tmp_path / 'official_format.pkl')
   keras_weights.save_keras_pickle(
-      path, finetuned.init_trunk(MODEL, jax.random.PRNGKey(0)), MODEL)
+      path, model_lib.init_params(MODEL, jax.random.PRNGKey(0)), MODEL)
   config = config_lib.get_config()
   config.init_checkpoint = path
   config.model.mask_padding = True

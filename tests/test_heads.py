@@ -16,15 +16,14 @@ from tests import helpers
 
 CONFIG = helpers.tiny_model_config(num_blocks=1)
 TOKENS = tokenization.tokenize(['ACDEFG', 'KLM'], 12)
-ANNOTATIONS = np.zeros((2, CONFIG.num_annotations), np.float32)
 
 
 def _init(spec, head_input='hidden', dropout_rate=0.5):
   """(params, jitted apply(params, rng, is_training) on TOKENS)."""
   head = finetuned.make_head_config(head_input, dropout_rate)
-  transformed = finetuned.transform(CONFIG, spec, head)
-  apply = jax.jit(lambda params, rng, is_training: transformed.apply(
-      params, rng, TOKENS, ANNOTATIONS, is_training), static_argnums=2)
+  model = finetuned.build(CONFIG, spec, head)
+  apply = lambda params, rng, is_training: model.apply(params, rng, TOKENS,
+                                                       is_training)
   return (finetuned.init_params(CONFIG, spec, head, jax.random.PRNGKey(0)),
           apply)
 
@@ -54,7 +53,7 @@ def test_trunk_paths_are_the_pretrained_model_and_head_is_separate(
 def test_pretrained_trunk_is_used_and_checked():
   spec = tasks.make_spec('global_binary')
   head = finetuned.make_head_config()
-  pretrained = finetuned.init_trunk(CONFIG, jax.random.PRNGKey(7))
+  pretrained = model_lib.init_params(CONFIG, jax.random.PRNGKey(7))
   params = finetuned.init_params(CONFIG, spec, head, jax.random.PRNGKey(0),
                                  pretrained)
   np.testing.assert_array_equal(

@@ -444,6 +444,8 @@ class FastaReader(_FileReader):
   def records(self, read_ahead: bool = False) -> Iterator[FastaRecord]:
     """The file's records, in file order.
 
+    Lines starting with ';' (old-style comments) are skipped.
+
     Args:
       read_ahead: decompress on a thread of its own (see `UniRefReader`).
 
@@ -466,12 +468,12 @@ class FastaReader(_FileReader):
           if header is not None:
             yield record()
           header, header_line, parts = line, line_number, []
-        elif line.strip():
+        elif (stripped := line.strip()) and not stripped.startswith(b';'):
           if header is None:
             raise UniRefFormatError(
                 f"{self.path}:{line_number}: sequence data before the first "
                 "'>' header; expected FASTA.")
-          parts.append(line.strip())
+          parts.append(stripped)
       if header is not None:
         yield record()
 

@@ -19,7 +19,6 @@ from proteinbert.finetuning.config import get_config
 from proteinbert.finetuning.evaluate import evaluate_by_length
 from proteinbert.finetuning.finetuned import FinetunedModel
 from proteinbert.finetuning.finetuned import init_params
-from proteinbert.finetuning.finetuned import init_trunk
 from proteinbert.finetuning.finetuned import load_finetuned
 from proteinbert.finetuning.finetuned import make_head_config
 from proteinbert.finetuning.tasks import make_spec
@@ -33,7 +32,6 @@ __all__ = [
     'FinetunedModel',
     'get_config',
     'init_params',
-    'init_trunk',
     'load_finetuned',
     'make_head_config',
     'make_spec',

@@ -12,9 +12,9 @@ from typing import Callable, NamedTuple, Optional, Sequence
 from absl import logging
 import ml_collections
 
+from proteinbert import tables
 from proteinbert.finetuning import data as data_lib
 from proteinbert.finetuning import experiment
-from proteinbert.finetuning import tables
 
 
 class Benchmark(NamedTuple):

@@ -15,8 +15,8 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from proteinbert import batching
 from proteinbert import metrics
-from proteinbert.finetuning import batching
 from proteinbert.finetuning import tasks
 
 PRIMARY_METRIC = {'binary': 'auc', 'categorical': 'accuracy',

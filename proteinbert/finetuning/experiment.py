@@ -24,10 +24,10 @@ import ml_collections
 import numpy as np
 
 from proteinbert import inference
+from proteinbert import tables
 from proteinbert.finetuning import data as data_lib
 from proteinbert.finetuning import evaluate
 from proteinbert.finetuning import finetuned
-from proteinbert.finetuning import tables
 from proteinbert.finetuning import tasks
 from proteinbert.finetuning import train as train_lib
 

@@ -19,11 +19,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from proteinbert import batching
+from proteinbert import compiled
 from proteinbert import io_utils
 from proteinbert import model as model_lib
 from proteinbert import params_io
 from proteinbert import tokenization
-from proteinbert.finetuning import batching
 from proteinbert.finetuning import heads
 from proteinbert.finetuning import tasks
 
@@ -37,67 +38,23 @@ def make_head_config(head_input: str = 'hidden',
                                         dropout_rate=dropout_rate))
 
 
-def transform(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
-              head_config: ml_collections.ConfigDict) -> hk.Transformed:
-  return hk.transform(heads.forward_fn(model_config, spec, head_config))
+def prediction_fn(model_config: ml_collections.ConfigDict,
+                  spec: tasks.TaskSpec,
+                  head_config: ml_collections.ConfigDict):
+  """The evaluation-mode model's `tasks.predictions`: predict(tokens)."""
+  forward = heads.forward_fn(model_config, spec, head_config)
+  return lambda tokens: tasks.predictions(spec, forward(tokens, False))
 
 
-def _dummy_inputs(model_config):
-  return (jnp.full((1, 8), tokenization.PAD, jnp.int32),
-          jnp.zeros((1, model_config.num_annotations), jnp.float32))
+def build(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
+          head_config: ml_collections.ConfigDict) -> compiled.CompiledModel:
+  """`heads.forward_fn` transformed and compiled (`is_training` static).
 
-
-# Compiled functions are cached per model (configs keyed by their JSON), so
-# models of one architecture, e.g. a model and its reloaded copy, share them.
-# Haiku's eager init would compile every operation on its own instead.
-
-
-@functools.lru_cache(maxsize=16)
-def _jitted_trunk_init(model_config_json: str):
-  config = ml_collections.ConfigDict(json.loads(model_config_json))
-  return jax.jit(lambda key: model_lib.init_params(config, key))
-
-
-def init_trunk(model_config: ml_collections.ConfigDict,
-               rng: jax.Array) -> hk.Params:
-  """`model.init_params`, compiled once per architecture."""
-  return _jitted_trunk_init(model_config.to_json())(rng)
-
-
-@functools.lru_cache(maxsize=16)
-def _jitted_head_init(num_outputs: int, num_features: int):
-  # The head alone: its params depend on nothing else.
-  head = hk.transform(lambda features: heads.TaskHead(num_outputs, 0.0)(
-      features, False))
-  return jax.jit(lambda key: head.init(
-      key, jnp.zeros((1, num_features), jnp.float32)))
-
-
-def apply_fn(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
-             head_config: ml_collections.ConfigDict):
-  """The model without input annotations, as the original fine-tunes it.
-
-  Returns:
-    apply(params, rng, tokens int [B, L], is_training) -> float32 logits
-    [B, K] or [B, L, K]; rng may be None when not training.
+  Its `transformed.apply(params, rng, tokens, is_training)` is what training
+  differentiates; rng may be None when not training.
   """
-  transformed = transform(model_config, spec, head_config)
-
-  def apply(params, rng, tokens, is_training):
-    annotations = jnp.zeros((tokens.shape[0], model_config.num_annotations),
-                            jnp.float32)
-    return transformed.apply(params, rng, tokens, annotations, is_training)
-
-  return apply
-
-
-@functools.lru_cache(maxsize=16)
-def _jitted_logits(model_config_json: str, spec: tasks.TaskSpec,
-                   head_config_json: str):
-  apply = apply_fn(ml_collections.ConfigDict(json.loads(model_config_json)),
-                   spec, ml_collections.ConfigDict(json.loads(
-                       head_config_json)))
-  return jax.jit(lambda params, tokens: apply(params, None, tokens, False))
+  return compiled.build(heads.forward_fn, model_config, spec, head_config,
+                        static_argnums=(1,))
 
 
 def logits_fn(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
@@ -108,7 +65,8 @@ def logits_fn(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
     logits(params, tokens int [B, L]) -> float32 [B, K] (global tasks) or
     [B, L, K] (per-residue tasks).
   """
-  return _jitted_logits(model_config.to_json(), spec, head_config.to_json())
+  apply = build(model_config, spec, head_config).apply
+  return lambda params, tokens: apply(params, None, tokens, False)
 
 
 # `tasks.predictions`, compiled per task and shape.
@@ -138,16 +96,20 @@ def init_params(model_config: ml_collections.ConfigDict,
   """
   trunk_rng, head_rng = jax.random.split(rng)
   if trunk_params is None:
-    trunk_params = init_trunk(model_config, trunk_rng)
+    trunk_params = model_lib.init_params(model_config, trunk_rng)
   else:
     params_io.check_structure(
         trunk_params,
-        jax.eval_shape(lambda key: init_trunk(model_config, key), trunk_rng),
+        jax.eval_shape(lambda key: model_lib.init_params(model_config, key),
+                       trunk_rng),
         'pretrained params')
-  head_init = _jitted_head_init(spec.num_outputs, heads.feature_size(
-      model_config, spec.per_residue, head_config.head_input))
+  # The head alone: its params depend on nothing else.
+  features = jnp.zeros((1, heads.feature_size(
+      model_config, spec.per_residue, head_config.head_input)), jnp.float32)
+  head_params = compiled.build(heads.head_fn, spec.num_outputs).init(
+      head_rng, features)
   return hk.data_structures.merge(
-      jax.tree_util.tree_map(jnp.asarray, trunk_params), head_init(head_rng))
+      jax.tree_util.tree_map(jnp.asarray, trunk_params), head_params)
 
 
 class FinetunedModel:
@@ -169,13 +131,11 @@ class FinetunedModel:
     self.model_config = model_config
     self.spec = spec
     self.head_config = head_config
-    transformed = transform(model_config, spec, head_config)
     expected = jax.eval_shape(
-        lambda: transformed.init(jax.random.PRNGKey(0),
-                                 *_dummy_inputs(model_config), False))
+        build(model_config, spec, head_config).init, jax.random.PRNGKey(0),
+        jnp.full((1, 8), tokenization.PAD, jnp.int32), False)
     params_io.check_structure(params, expected, source)
     self.params = jax.tree_util.tree_map(jnp.asarray, params)
-    self._logits = logits_fn(model_config, spec, head_config)
 
   def predict(self, seqs: Sequence[str], start_seq_len: int = 512,
               batch_size: int = 32) -> list[np.ndarray]:
@@ -197,19 +157,14 @@ class FinetunedModel:
       [K] per protein for global tasks; [n] or [n, K] over the n residues for
       per-residue tasks.
     """
+    predict = compiled.build(prediction_fn, self.model_config, self.spec,
+                             self.head_config).apply
     results = [None] * len(seqs)
-    for bucket in batching.length_buckets(seqs, start_seq_len, batch_size):
-      for part in batching.batch_slices(len(bucket.indices),
-                                        bucket.batch_size):
-        indices = bucket.indices[part]
-        tokens = tokenization.tokenize([seqs[i] for i in indices],
-                                       bucket.seq_len)
-        logits = self._logits(self.params, batching.pad_rows(
-            tokens, bucket.batch_size, tokenization.PAD))
-        out = np.asarray(predictions(self.spec, logits))
-        for row, i in enumerate(indices):
-          results[i] = (out[row, tasks.residue_slice(len(seqs[i]))]
-                        if self.spec.per_residue else out[row])
+    for i, out in batching.run_bucketed(
+        functools.partial(predict, self.params, None), seqs, start_seq_len,
+        batch_size):
+      results[i] = (out[tasks.residue_slice(len(seqs[i]))]
+                    if self.spec.per_residue else out)
     return results
 
   def save(self, path: str) -> None:

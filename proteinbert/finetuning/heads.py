@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from proteinbert import compiled
 from proteinbert import layers
 from proteinbert import model as model_lib
-from proteinbert import precision
 from proteinbert.finetuning import tasks
 
 HEAD_INPUTS = ('hidden', 'output')
@@ -67,18 +67,23 @@ def head_features(output: model_lib.ModelOutput, per_residue: bool,
                    f'{HEAD_INPUTS}.')
 
 
+def head_fn(num_outputs: int) -> Callable[[jnp.ndarray], jnp.ndarray]:
+  """The head alone, untransformed, for initialising it: head(features)."""
+  return lambda features: TaskHead(num_outputs, 0.0)(features, False)
+
+
 def feature_size(model_config: ml_collections.ConfigDict, per_residue: bool,
                  head_input: str) -> int:
   """F, the number of features the head reads (traced, never computed)."""
-  forward = hk.without_apply_rng(hk.transform(model_lib.forward_fn(
-      model_config)))
+  forward = compiled.build(model_lib.forward_fn, model_config)
   tokens = jnp.zeros((1, 8), jnp.int32)
   annotations = jnp.zeros((1, model_config.num_annotations), jnp.float32)
   params = jax.eval_shape(forward.init, jax.random.PRNGKey(0), tokens,
                           annotations)
   features = jax.eval_shape(
-      lambda p: head_features(forward.apply(p, tokens, annotations),
-                              per_residue, head_input), params)
+      lambda p: head_features(
+          forward.transformed.apply(p, None, tokens, annotations),
+          per_residue, head_input), params)
   return features.shape[-1]
 
 
@@ -86,8 +91,9 @@ def forward_fn(
     model_config: ml_collections.ConfigDict,
     spec: tasks.TaskSpec,
     head_config: ml_collections.ConfigDict,
-) -> Callable[[jnp.ndarray, jnp.ndarray, bool], jnp.ndarray]:
-  """The untransformed fine-tuning model.
+) -> Callable[[jnp.ndarray, bool], jnp.ndarray]:
+  """The untransformed fine-tuning model, without input annotations (the
+  original fine-tunes with none).
 
   Args:
     model_config: the trunk's model config.
@@ -95,18 +101,18 @@ def forward_fn(
     head_config: `head_input` (one of HEAD_INPUTS) and `dropout_rate`.
 
   Returns:
-    forward(tokens int [B, L], annotations [B, A], is_training) -> float32
-    logits [B, K] (global tasks) or [B, L, K] (per-residue tasks).
+    forward(tokens int [B, L], is_training) -> float32 logits [B, K] (global
+    tasks) or [B, L, K] (per-residue tasks).
   """
-  model_lib.validate_config(model_config)
   if head_config.head_input not in HEAD_INPUTS:
     raise ValueError(f'Unknown head input {head_config.head_input!r}; '
                      f'expected one of {HEAD_INPUTS}.')
+  trunk = model_lib.forward_fn(model_config)
 
-  def forward(tokens, annotations, is_training):
-    with precision.policy_scope(model_lib.ProteinBert,
-                                model_config.precision):
-      output = model_lib.ProteinBert(model_config)(tokens, annotations)
+  def forward(tokens, is_training):
+    annotations = jnp.zeros((tokens.shape[0], model_config.num_annotations),
+                            jnp.float32)
+    output = trunk(tokens, annotations)
     features = head_features(output, spec.per_residue, head_config.head_input)
     logits = TaskHead(spec.num_outputs, head_config.dropout_rate)(
         features, is_training)

@@ -30,8 +30,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from proteinbert import batching
 from proteinbert import tokenization
-from proteinbert.finetuning import batching
 from proteinbert.finetuning import evaluate
 from proteinbert.finetuning import finetuned
 from proteinbert.finetuning import heads
@@ -184,7 +184,8 @@ class _Trainer:
     self._valid = valid
     self._config = config
     self._on_epoch = on_epoch
-    self._apply = finetuned.apply_fn(model_config, spec, head_config)
+    self._apply = finetuned.build(model_config, spec,
+                                  head_config).transformed.apply
     self._eval_logits = finetuned.logits_fn(model_config, spec, head_config)
     self._make_optimizer = _make_optimizer(config.optimizer)
     self._np_rng = np.random.default_rng(config.seed)

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from proteinbert import compiled
 from proteinbert import metrics as metrics_lib
 from proteinbert import model as model_lib
 from proteinbert import tokenization
@@ -59,12 +60,11 @@ def make_eval_step(model_config: ml_collections.ConfigDict,
       and `denoising_metrics` under 'frequency_baseline/'.
     noise_prob: the batches' token corruption rate, known to the baseline.
   """
-  forward = hk.without_apply_rng(hk.transform(model_lib.forward_fn(
-      model_config)))
+  forward = compiled.build(model_lib.forward_fn, model_config).transformed
 
   @jax.jit
   def step(params, batch):
-    output = forward.apply(params, batch.tokens, batch.annotations)
+    output = forward.apply(params, None, batch.tokens, batch.annotations)
     _, metrics = losses.pretraining_loss(
         output, batch, train_config.annotation_loss_weight)
     if frequencies is not None:

@@ -2,13 +2,13 @@
 
 from typing import Callable, Mapping
 
-import haiku as hk
 import jax
 import jax.numpy as jnp
 import jmp
 import ml_collections
 import optax
 
+from proteinbert import compiled
 from proteinbert import model as model_lib
 from proteinbert.training import losses
 from proteinbert.training import state as state_lib
@@ -32,7 +32,7 @@ def make_update_fn(model_config: ml_collections.ConfigDict,
     The pure update function. Metrics are float32 scalars: those of
     `losses.pretraining_loss`, plus grad_norm, loss_scale and grads_finite.
   """
-  forward = hk.transform(model_lib.forward_fn(model_config))
+  forward = compiled.build(model_lib.forward_fn, model_config).transformed
 
   def scaled_loss(params, rng, batch, loss_scale):
     output = forward.apply(params, rng, batch.tokens, batch.annotations)

@@ -39,6 +39,7 @@ def matrix_markdown(matrix, labels: Sequence[str]) -> str:
 
 def write_csv(path: str, rows: Sequence[dict],
               columns: Optional[Sequence[str]] = None) -> None:
+  """Writes `rows` as CSV (keys outside `columns` left out) atomically."""
   columns = list(columns or _columns(rows))
   with io_utils.atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=columns, extrasaction='ignore')
@@ -47,5 +48,6 @@ def write_csv(path: str, rows: Sequence[dict],
 
 
 def write_text(path: str, text: str) -> None:
+  """Writes `text` (a markdown table, JSON, ...) to `path` atomically."""
   with io_utils.atomic_path(path) as tmp, open(tmp, 'w') as f:
     f.write(text)
