@@ -53,6 +53,7 @@ from absl import logging
 import numpy as np
 
 from proteinbert import go_eval
+from proteinbert import io_utils
 from proteinbert.data import annotation_table
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import ontology as ontology_lib
@@ -102,8 +103,7 @@ class Side(NamedTuple):
 
 def is_dataset(path: str) -> bool:
   """Whether `path` is an HDF5 file (a dataset) rather than a table."""
-  with open(path, 'rb') as f:
-    return f.read(len(_HDF5_MAGIC)) == _HDF5_MAGIC
+  return io_utils.starts_with(path, _HDF5_MAGIC)
 
 
 def read_table(path: str) -> Proteins:

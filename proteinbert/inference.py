@@ -18,6 +18,7 @@ import numpy as np
 
 from proteinbert import batching
 from proteinbert import compiled
+from proteinbert import io_utils
 from proteinbert import keras_weights
 from proteinbert import model as model_lib
 from proteinbert import params_io
@@ -151,11 +152,6 @@ class PretrainedModel:
     return jax.device_get(forward(self.params, None, tokens, annotations))
 
 
-def _is_npz(path: str) -> bool:
-  with open(path, 'rb') as f:
-    return f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
-
-
 def load_params_any(
     path: str,
     config: Optional[ml_collections.ConfigDict] = None,
@@ -163,7 +159,7 @@ def load_params_any(
   """Reads params from an official pickle or from one of our .npz files.
 
   Args:
-    path: the file.
+    path: the file, or a shipped model's name (`proteinbert.pretrained`).
     config: model config for what the file cannot tell (for the official
       format: dilation, activation, precision, padding mask); for .npz files
       it replaces the stored config when given.
@@ -175,8 +171,10 @@ def load_params_any(
     ValueError: the file is damaged, holds an impossible config or
       impossible (NaN, infinite, non-float) params, or does not match the
       model; the message names the file and what is wrong.
+    FileNotFoundError: neither a file nor a shipped model's name.
   """
-  if _is_npz(path):
+  path = pretrained.resolve(path)
+  if io_utils.starts_with(path, _ZIP_MAGIC):
     params, config = params_io.load_params(path, config)
     if config is None:
       raise ValueError(f'{path} carries no model config; pass config=.')
@@ -198,7 +196,7 @@ def load_pretrained(
   path = pretrained.resolve(path)
   params, config = load_params_any(path, config)
   go_vocabulary = None
-  if _is_npz(path):
+  if io_utils.starts_with(path, _ZIP_MAGIC):
     with params_io.NpzReader(path) as reader:
       go_vocabulary = reader.read_go_vocabulary()
   return PretrainedModel(params, config, go_vocabulary)

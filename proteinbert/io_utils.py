@@ -33,3 +33,9 @@ def atomic_path(path: str):
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp)
     raise
+
+
+def starts_with(path: str, magic: bytes) -> bool:
+  """Whether the file at `path` begins with the bytes `magic`."""
+  with open(path, 'rb') as f:
+    return f.read(len(magic)) == magic

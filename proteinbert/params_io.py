@@ -329,15 +329,30 @@ def go_vocabulary_entry(vocabulary: dataset_lib.Vocabulary) -> np.ndarray:
 
 def save_params(path: str, params: hk.Params,
                 model_config: Optional[ml_collections.ConfigDict] = None,
-                go_vocabulary: Optional[dataset_lib.Vocabulary] = None
-                ) -> None:
-  """Writes params (and the model config and GO vocabulary, if given) to
-  `path` atomically."""
+                go_vocabulary: Optional[dataset_lib.Vocabulary] = None,
+                extra: Optional[Mapping[str, np.ndarray]] = None) -> None:
+  """Writes params (and the model config, GO vocabulary and any `extra`
+  entries, if given) to `path` atomically: the one writer of our .npz files
+  (parameter files, training checkpoints, fine-tuned models).
+
+  Args:
+    path: the file.
+    params: the parameters (`module/path//param` entries).
+    model_config: stored as `__model_config__`.
+    go_vocabulary: stored as `__go_vocabulary__`.
+    extra: more entries by name (no `//` in them): a checkpoint's train and
+      loader state, a fine-tuned model's task.
+  """
   arrays = flatten(jax.device_get(params))
   if model_config is not None:
     arrays[CONFIG_KEY] = np.array(model_config.to_json())
   if go_vocabulary is not None:
     arrays[GO_VOCABULARY_KEY] = go_vocabulary_entry(go_vocabulary)
+  for key, value in (extra or {}).items():
+    if _SEPARATOR in key or key in arrays:
+      raise ValueError(f'Extra entry {key!r} would read as a parameter or '
+                       'replace an entry.')
+    arrays[key] = np.asarray(value)
   with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as f:
     np.savez(f, **arrays)
 

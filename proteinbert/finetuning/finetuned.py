@@ -21,7 +21,6 @@ import numpy as np
 
 from proteinbert import batching
 from proteinbert import compiled
-from proteinbert import io_utils
 from proteinbert import model as model_lib
 from proteinbert import params_io
 from proteinbert import tokenization
@@ -169,12 +168,9 @@ class FinetunedModel:
 
   def save(self, path: str) -> None:
     """Writes the model to `path` (.npz) atomically."""
-    arrays = params_io.flatten(jax.device_get(self.params))
-    arrays[params_io.CONFIG_KEY] = np.array(self.model_config.to_json())
-    arrays[_FINETUNING_KEY] = np.array(json.dumps(
-        dict(task=self.spec._asdict(), head=self.head_config.to_dict())))
-    with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as f:
-      np.savez(f, **arrays)
+    params_io.save_params(path, self.params, self.model_config, extra={
+        _FINETUNING_KEY: np.array(json.dumps(dict(
+            task=self.spec._asdict(), head=self.head_config.to_dict())))})
 
 
 def load_finetuned(path: str) -> FinetunedModel:

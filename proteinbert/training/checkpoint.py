@@ -27,7 +27,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from proteinbert import io_utils
 from proteinbert import params_io
 from proteinbert.training import distributed
 from proteinbert.training import state as state_lib
@@ -75,18 +74,13 @@ def save(directory: str, state: state_lib.TrainState,
   """
   state = distributed.to_host(state)
   step = int(state.step)
-  arrays = params_io.flatten(state.params)
-  arrays[params_io.CONFIG_KEY] = np.array(model_config.to_json())
-  if go_vocabulary is not None:
-    arrays[params_io.GO_VOCABULARY_KEY] = params_io.go_vocabulary_entry(
-        go_vocabulary)
-  arrays.update(_state_leaves(state))
-  arrays.update({_LOADER_PREFIX + k: np.asarray(v)
-                 for k, v in loader_state.items()})
-  arrays[_META_KEY] = np.array(json.dumps(dict(metadata, step=step)))
+  extra = _state_leaves(state)
+  extra.update({_LOADER_PREFIX + k: np.asarray(v)
+                for k, v in loader_state.items()})
+  extra[_META_KEY] = np.array(json.dumps(dict(metadata, step=step)))
   path = path_for(directory, step)
-  with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as f:
-    np.savez(f, **arrays)
+  params_io.save_params(path, state.params, model_config, go_vocabulary,
+                        extra)
   return path
 
 
