@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 
 import proteinbert
+from experiments.configs import finetune as finetune_configs
+from proteinbert import embeddings
 from proteinbert import inference
 from proteinbert import model as model_lib
 from proteinbert import params_io
 from proteinbert import pretrained
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import uniref
+from proteinbert.finetuning import experiment
 from proteinbert.training import evaluation
 from tests import helpers
 
@@ -72,3 +75,12 @@ def test_swissprot_small_knows_more_than_residue_frequencies():
     assert report[metric] > report[f'frequency_baseline/{metric}'] + 0.01
   for metric in ('denoising_loss', 'corrupted_token_loss', 'token_loss'):
     assert report[metric] < report[f'frequency_baseline/{metric}'] - 0.02
+
+
+def test_embed_and_finetune_take_the_name():
+  model = embeddings.load_model('swissprot-small', mask_padding=True)
+  assert model.config.mask_padding and model.config.num_blocks == 4
+  config = finetune_configs.get_config('signalP_binary')
+  config.init_checkpoint = 'swissprot-small'
+  params, model_config = experiment.load_trunk(config)
+  assert params is not None and model_config.local_dim == 128
