@@ -20,7 +20,15 @@ from proteinbert import layers
 
 
 class GlobalAttention(hk.Module):
-  """query = tanh(global Wq), keys = tanh(seq Wk), values = gelu(seq Wv)."""
+  """Multi-head attention from the global vector over the residues.
+
+  Per head h, with g the [G] global vector and x_l the [C] residue l:
+    q_h = tanh(g W_q[h]),  k_hl = tanh(x_l W_k[h]),  v_hl = gelu(x_l W_v[h]),
+    a_hl = softmax_l(q_h . k_hl / sqrt(K)),
+    output = concat_h sum_l a_hl v_hl.
+  As the original's GlobalAttention layer: GELU (exact) on the values
+  whatever the model's activation, no biases.
+  """
 
   def __init__(self, num_heads: int, key_size: int, value_size: int,
                name: str = 'global_attention'):
@@ -58,37 +66,22 @@ class GlobalAttention(hk.Module):
     batch, length, channels = local.shape
     chex.assert_shape(global_, (batch, None))
     dtype = local.dtype
-    wq = hk.get_parameter('query_w', [h, global_.shape[-1], k], dtype,
-                          init=layers.glorot_uniform)
-    wk = hk.get_parameter('key_w', [h, channels, k], dtype,
-                          init=layers.glorot_uniform)
-    wv = hk.get_parameter('value_w', [h, channels, v], dtype,
-                          init=layers.glorot_uniform)
+    w_q = hk.get_parameter('query_w', [h, global_.shape[-1], k], dtype,
+                           init=layers.glorot_uniform)
+    w_k = hk.get_parameter('key_w', [h, channels, k], dtype,
+                           init=layers.glorot_uniform)
+    w_v = hk.get_parameter('value_w', [h, channels, v], dtype,
+                           init=layers.glorot_uniform)
 
-    # Keys for all heads in one rank-2 product and logits as one batched
-    # product over the head-major keys; values head by head, so that no
-    # product reads or writes a transposed copy of the largest tensor here
-    # (H * V floats per residue). XLA:CPU turns 4-D einsums such as
-    # 'blc,hcv->blhv', and above all their gradients, into transposing
-    # copies that cost more than the products. Each head's batched product
-    # over L sums in the order of the original's batch_dot.
-    heads_last = lambda w: jnp.moveaxis(w, 0, 1).reshape(w.shape[1], -1)
-    query = jnp.tanh(global_ @ heads_last(wq)).reshape(batch, h, k)
-    flat_local = local.reshape(batch * length, channels)
-    keys = jnp.tanh(flat_local @ heads_last(wk)).reshape(batch, length, h * k)
-    logits = jnp.einsum('bhj,blj->bhl', layers.heads_block_diagonal(query),
-                        keys)
+    query = jnp.tanh(jnp.einsum('bg,hgk->bhk', global_, w_q))
+    keys = jnp.tanh(layers.heads_projection(local, w_k))
+    values = layers.gelu(layers.heads_projection(local, w_v))
+    logits = jnp.einsum('bhk,bhlk->bhl', query, keys)
     if mask is not None:
       chex.assert_shape(mask, (batch, length))
       mask = mask[:, None, :]
     weights = layers.attention_weights(logits, k, mask)
-
-    heads = []
-    for head in range(h):
-      # The original hard-codes the exact GELU here, whatever the activation.
-      values = layers.gelu(flat_local @ wv[head]).reshape(batch, length, v)
-      heads.append(jnp.einsum('bl,blv->bv', weights[:, head], values))
-    out = jnp.stack(heads, axis=1)
+    out = jnp.einsum('bhl,bhlv->bhv', weights, values)
     chex.assert_shape(out, (batch, h, v))
     return out.reshape(batch, h * v)
 

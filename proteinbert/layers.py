@@ -45,25 +45,34 @@ def get_activation(name: str) -> Callable[[jnp.ndarray], jnp.ndarray]:
     ) from None
 
 
-class Dense(hk.Linear):
-  """hk.Linear that multiplies as one [N, in] x [in, size] matrix product.
-
-  Inputs of any rank are flattened to two dimensions first. XLA:CPU emits the
-  gradient of a rank-3 product followed by an elementwise op (GELU, tanh) as
-  a transposing fusion that is ~10x slower than the product itself; the
-  rank-2 form keeps every operand row-major.
-  """
-
-  def __call__(self, inputs: jnp.ndarray, *, precision=None) -> jnp.ndarray:
-    """[..., in] -> [..., size]."""
-    flat = super().__call__(inputs.reshape(-1, inputs.shape[-1]),
-                            precision=precision)
-    return flat.reshape(*inputs.shape[:-1], flat.shape[-1])
-
-
-def dense(size: int, name: str) -> Dense:
+def dense(size: int, name: str) -> hk.Linear:
   """A Keras-initialised dense layer (kernel [in, size], bias [size])."""
-  return Dense(size, w_init=glorot_uniform, name=name)
+  return hk.Linear(size, w_init=glorot_uniform, name=name)
+
+
+def heads_projection(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+  """Every head's linear map of every position, heads first.
+
+  The plain form is einsum('blc,hcx->bhlx', x, w). It is computed as one
+  rank-2 product of the [B * L, C] rows with the heads' kernels side by side,
+  [C, H * X], then transposed: XLA:CPU emits the gradient of the 4-D einsum
+  followed by an activation (tanh, GELU) as transposing loops several times
+  slower than the product. With the einsum in global attention the whole
+  training step took 1.38x as long (WORKSPACE_NOTES.md, "CPU training
+  speed", 2026-12-01).
+
+  Args:
+    x: [B, L, C].
+    w: [H, C, X].
+
+  Returns:
+    [B, H, L, X].
+  """
+  batch, length, channels = x.shape
+  heads, _, size = w.shape
+  kernels = jnp.moveaxis(w, 0, 1).reshape(channels, heads * size)
+  rows = x.reshape(batch * length, channels) @ kernels
+  return jnp.transpose(rows.reshape(batch, length, heads, size), (0, 2, 1, 3))
 
 
 def conv1d(channels: int, kernel_size: int, dilation: int,
@@ -80,26 +89,6 @@ def conv1d(channels: int, kernel_size: int, dilation: int,
       padding='SAME',
       w_init=glorot_uniform,
       name=name)
-
-
-def heads_block_diagonal(x: jnp.ndarray) -> jnp.ndarray:
-  """Spreads per-head vectors over a block-diagonal, head-major layout.
-
-  A batched matmul of the result with a head-major [B, N, H * X] tensor
-  contracts every head with its own X channels only, with no transposed copy
-  of the large operand.
-
-  Args:
-    x: [B, H, X].
-
-  Returns:
-    [B, H, H * X]: row h holds x[:, h] in columns h * X:(h + 1) * X, zeros
-    elsewhere.
-  """
-  batch, heads, size = x.shape
-  eye = jnp.eye(heads, dtype=x.dtype)
-  return (x[:, :, None, :] * eye[:, :, None]).reshape(batch, heads,
-                                                      heads * size)
 
 
 def at_least_float32(dtype) -> jnp.dtype:
@@ -130,26 +119,20 @@ def attention_weights(logits: jnp.ndarray, key_size: int,
   return jax.nn.softmax(scaled, axis=-1).astype(logits.dtype)
 
 
-class LayerNorm(hk.Module):
-  """Normalises over channels, then scales and shifts (Keras' gamma/beta).
+class LayerNorm(hk.LayerNorm):
+  """hk.LayerNorm over the channel axis, as Keras' LayerNormalization.
 
-  The parameters are hk.LayerNorm's ('scale' [C], 'offset' [C]). The mean and
-  variance are taken in two passes, as Keras' tf.nn.moments; unlike
-  hk.LayerNorm, scale and offset are not broadcast to the input's shape
-  first, which XLA:CPU materialises as full-size tensors in the gradient.
-  `precision.policy_scope` runs it in at least float32.
+  Parameters 'scale' [C] and 'offset' [C] (Keras' gamma and beta); the
+  variance is taken about the mean, as Keras' tf.nn.moments. Its own class so
+  that `precision.policy_scope` can run every norm in at least float32.
   """
 
   def __init__(self, eps: float, name: str):
-    super().__init__(name=name)
-    self._eps = eps
+    """Constructs the layer.
 
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    """[..., C] -> [..., C]."""
-    channels = x.shape[-1]
-    scale = hk.get_parameter('scale', [channels], x.dtype, init=jnp.ones)
-    offset = hk.get_parameter('offset', [channels], x.dtype, init=jnp.zeros)
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    centred = x - mean
-    variance = jnp.mean(centred * centred, axis=-1, keepdims=True)
-    return centred * jax.lax.rsqrt(variance + self._eps) * scale + offset
+    Args:
+      eps: added to the variance (the original uses Keras' default, 1e-3).
+      name: module name.
+    """
+    super().__init__(axis=-1, create_scale=True, create_offset=True, eps=eps,
+                     name=name)

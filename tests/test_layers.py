@@ -75,29 +75,14 @@ def test_conv1d_matches_loop_and_xla_conv(dilation, length):
                            atol=1e-5)
 
 
-def test_dense_flattens_any_rank_like_hk_linear():
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 3, 4)),
-                  jnp.float32)
-  ours = hk.without_apply_rng(hk.transform(
-      lambda x: layers.dense(6, 'dense')(x)))
-  theirs = hk.without_apply_rng(hk.transform(
-      lambda x: hk.Linear(6, name='dense')(x)))
-  params = _random_params(ours.init(jax.random.PRNGKey(0), x), seed=1)
-  assert jax.tree_util.tree_map(jnp.shape, params) == {
-      'dense': {'w': (4, 6), 'b': (6,)}}
-  np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x),
-                             rtol=1e-6, atol=1e-6)
-  _assert_same_gradients(ours.apply, theirs.apply, params, x, jnp.tanh,
-                         rtol=1e-5, atol=1e-6)
-
-
-def test_heads_block_diagonal():
-  x = jnp.arange(12, dtype=jnp.float32).reshape(1, 3, 4)
-  got = np.asarray(layers.heads_block_diagonal(x))
-  assert got.shape == (1, 3, 12)
-  for h in range(3):
-    np.testing.assert_array_equal(got[0, h, 4 * h:4 * h + 4], x[0, h])
-    assert np.count_nonzero(got[0, h]) == np.count_nonzero(x[0, h])
+def test_heads_projection_is_the_plain_einsum():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 5, 4)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 4, 6)), jnp.float32)
+  plain = lambda w, x: jnp.einsum('blc,hcx->bhlx', x, w)
+  ours = lambda w, x: layers.heads_projection(x, w)
+  np.testing.assert_allclose(ours(w, x), plain(w, x), rtol=1e-6, atol=1e-6)
+  _assert_same_gradients(ours, plain, w, x, jnp.tanh, rtol=1e-5, atol=1e-6)
 
 
 def test_gelu_is_the_exact_erf_gelu():
@@ -111,21 +96,22 @@ def test_gelu_is_the_exact_erf_gelu():
                              cdf + x64 * pdf, rtol=0, atol=2e-6)
 
 
-def test_layer_norm_matches_hk_layer_norm():
-  x = jnp.asarray(np.random.default_rng(0).normal(3.0, 2.0, size=(2, 5, 8)),
-                  jnp.float32)
-  ours = hk.without_apply_rng(hk.transform(
+def test_layer_norm_is_keras_layer_normalization():
+  # A small spread, so that the epsilon (1e-3, Keras' default) matters.
+  x = np.random.default_rng(0).normal(3.0, 0.1, size=(2, 5, 8))
+  norm = hk.without_apply_rng(hk.transform(
       lambda x: layers.LayerNorm(1e-3, 'norm')(x)))
-  theirs = hk.without_apply_rng(hk.transform(
-      lambda x: hk.LayerNorm(-1, True, True, eps=1e-3, name='norm')(x)))
-  params = ours.init(jax.random.PRNGKey(0), x)
-  assert jax.tree_util.tree_map(jnp.shape, params) == jax.tree_util.tree_map(
-      jnp.shape, theirs.init(jax.random.PRNGKey(0), x))
+  params = norm.init(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32))
+  assert jax.tree_util.tree_map(jnp.shape, params) == {
+      'norm': {'scale': (8,), 'offset': (8,)}}
   params = _random_params(params, seed=1)
-  np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x),
-                             rtol=1e-5, atol=1e-5)
-  _assert_same_gradients(ours.apply, theirs.apply, params, x, jnp.sin,
-                         rtol=1e-4, atol=1e-5)
+  mean = x.mean(-1, keepdims=True)
+  variance = ((x - mean)**2).mean(-1, keepdims=True)
+  want = ((x - mean) / np.sqrt(variance + 1e-3) * params['norm']['scale']
+          + params['norm']['offset'])
+  np.testing.assert_allclose(
+      norm.apply(params, jnp.asarray(x, jnp.float32)), want, rtol=0,
+      atol=1e-4)
 
 
 def test_attention_weights_scale_mask_and_keep_the_dtype():

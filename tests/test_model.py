@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 from proteinbert import config as config_lib
-from proteinbert import global_track
-from proteinbert import layers
 from proteinbert import model as model_lib
 from proteinbert import tokenization
 from tests import helpers
@@ -133,69 +131,3 @@ def test_annotation_input_off_ignores_annotations():
   a = _apply(config, params, tokens, np.zeros((1, 10)))
   b = _apply(config, params, tokens, np.ones((1, 10)))
   np.testing.assert_array_equal(a.annotation_logits, b.annotation_logits)
-
-
-def _numpy_conv_same(x, w, b, dilation):
-  """Reference 'same' dilated convolution, written out loop by loop."""
-  batch, length, _ = x.shape
-  kernel = w.shape[0]
-  half = (kernel - 1) * dilation // 2
-  out = np.tile(b, (batch, length, 1)).astype(np.float64)
-  for i in range(length):
-    for k in range(kernel):
-      j = i - half + k * dilation
-      if 0 <= j < length:
-        out[:, i] += x[:, j] @ w[k]
-  return out
-
-
-@pytest.mark.parametrize('dilation', [1, 5])
-def test_dilated_conv_matches_hand_written(dilation):
-  rng = np.random.default_rng(0)
-  x = rng.normal(size=(2, 30, 4)).astype(np.float32)
-  conv = hk.transform(lambda x: layers.conv1d(3, 9, dilation, 'conv')(x))
-  params = conv.init(jax.random.PRNGKey(0), x)
-  params = jax.tree_util.tree_map(
-      lambda p: rng.normal(size=p.shape).astype(np.float32), params)
-  got = conv.apply(params, None, x)
-  want = _numpy_conv_same(x, params['conv']['w'], params['conv']['b'],
-                          dilation)
-  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-
-
-def test_global_attention_matches_hand_written():
-  rng = np.random.default_rng(0)
-  heads, key_size, value_size = 2, 3, 4
-  g = rng.normal(size=(2, 6)).astype(np.float32)
-  s = rng.normal(size=(2, 7, 5)).astype(np.float32)
-  attention = hk.transform(lambda g, s: global_track.GlobalAttention(
-      heads, key_size, value_size)(g, s))
-  params = attention.init(jax.random.PRNGKey(0), g, s)
-  got = attention.apply(params, None, g, s)
-  p = params['global_attention']
-  gelu = lambda x: np.asarray(jax.nn.gelu(x, approximate=False))
-  want = []
-  for b in range(2):
-    heads_out = []
-    for h in range(heads):
-      q = np.tanh(g[b] @ p['query_w'][h])
-      k = np.tanh(s[b] @ p['key_w'][h])
-      v = gelu(s[b] @ p['value_w'][h])
-      logits = k @ q / np.sqrt(key_size)
-      weights = np.exp(logits - logits.max())
-      heads_out.append((weights / weights.sum()) @ v)
-    want.append(np.concatenate(heads_out))
-  np.testing.assert_allclose(got, np.stack(want), rtol=1e-5, atol=1e-6)
-
-
-def test_global_attention_mask_ignores_masked_positions():
-  rng = np.random.default_rng(0)
-  g = rng.normal(size=(1, 6)).astype(np.float32)
-  s = rng.normal(size=(1, 7, 5)).astype(np.float32)
-  mask = np.array([[True] * 4 + [False] * 3])
-  attention = hk.transform(lambda g, s, m: global_track.GlobalAttention(
-      2, 3, 4)(g, s, m))
-  params = attention.init(jax.random.PRNGKey(0), g, s, mask)
-  masked = attention.apply(params, None, g, s, mask)
-  truncated = attention.apply(params, None, g, s[:, :4], mask[:, :4])
-  np.testing.assert_allclose(masked, truncated, rtol=1e-6)
