@@ -21,59 +21,31 @@ def get_config(preset: str = 'paper'):
   if preset == 'paper':
     return config
   if preset == 'small':
-    return _small(config)
+    config.model.update(dict(num_blocks=4, local_dim=128, global_dim=256,
+                             num_heads=4, key_size=32))
+    # 8,192 tokens per step in every episode.
+    config.data.update(dict(episodes=((128, 64), (256, 32), (512, 16)),
+                            seq_noise_prob=0.15, batches_per_epoch=50,
+                            epochs_per_episode=4, load_chunk_size=20_000))
+    config.train.update(dict(learning_rate=2e-3, log_every_steps=50))
+    config.train.plateau.update(dict(patience_epochs=10,
+                                     min_learning_rate=1e-4))
+    config.checkpoint.update(dict(every_epochs=10, keep_every=10))
+    config.eval.update(dict(every_epochs=10, num_proteins=512, seq_len=512,
+                            batch_size=32))
+    return config
   if preset != 'demo':
     raise ValueError(f'Unknown preset {preset!r}; expected paper, small or '
                      'demo.')
-  model = config.model
-  model.num_blocks = 2
-  model.local_dim = 64
-  model.global_dim = 128
-  model.num_heads = 4
-  model.key_size = 16
-  data = config.data
-  data.episodes = ((128, 32), (512, 8), (1024, 4))
-  data.batches_per_epoch = 10
-  data.epochs_per_episode = 2
-  data.load_chunk_size = 2000
-  train = config.train
-  train.num_steps = 150
-  train.learning_rate = 2e-3
-  train.plateau.min_learning_rate = 5e-4
-  train.plateau.patience_epochs = 5
-  train.log_every_steps = 10
-  config.checkpoint.every_epochs = 5
-  config.checkpoint.keep_every = 2
-  config.eval.every_epochs = 5
-  config.eval.num_proteins = 64
-  config.eval.seq_len = 512
-  config.eval.batch_size = 16
-  return config
-
-
-def _small(config):
-  model = config.model
-  model.num_blocks = 4
-  model.local_dim = 128
-  model.global_dim = 256
-  model.num_heads = 4
-  model.key_size = 32
-  data = config.data
-  # 8,192 tokens per step in every episode.
-  data.episodes = ((128, 64), (256, 32), (512, 16))
-  data.seq_noise_prob = 0.15
-  data.batches_per_epoch = 50
-  data.epochs_per_episode = 4
-  data.load_chunk_size = 20_000
-  train = config.train
-  train.learning_rate = 2e-3
-  train.plateau.patience_epochs = 10
-  train.plateau.min_learning_rate = 1e-4
-  train.log_every_steps = 50
-  config.checkpoint.every_epochs = 10
-  config.checkpoint.keep_every = 10
-  config.eval.every_epochs = 10
-  config.eval.num_proteins = 512
-  config.eval.seq_len = 512
-  config.eval.batch_size = 32
+  config.model.update(dict(num_blocks=2, local_dim=64, global_dim=128,
+                           num_heads=4, key_size=16))
+  config.data.update(dict(episodes=((128, 32), (512, 8), (1024, 4)),
+                          batches_per_epoch=10, epochs_per_episode=2,
+                          load_chunk_size=2000))
+  config.train.update(dict(num_steps=150, learning_rate=2e-3,
+                           log_every_steps=10))
+  config.train.plateau.update(dict(min_learning_rate=5e-4, patience_epochs=5))
+  config.checkpoint.update(dict(every_epochs=5, keep_every=2))
+  config.eval.update(dict(every_epochs=5, num_proteins=64, seq_len=512,
+                          batch_size=16))
   return config
