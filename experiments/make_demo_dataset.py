@@ -12,7 +12,6 @@ proteins), real names and namespaces. Writes
 proteinbert/data/demo/demo_dataset.h5 by default.
 """
 
-import gzip
 import os
 import tempfile
 
@@ -63,14 +62,15 @@ def draw_corpus(corpus_dir: str, work_dir: str, num_proteins: int,
         out.write(record.sequence + '\n')
   table = os.path.join(corpus_dir, 'train.annotations.tsv.gz')
   drawn_table = os.path.join(work_dir, 'demo.annotations.tsv')
-  with gzip.open(table, 'rt') as f, open(drawn_table, 'w') as out:
-    header = next(f)
-    if header.rstrip('\n') != annotation_table.TSV_HEADER:
-      raise ValueError(f'{table}:1: expected the header '
-                       f'{annotation_table.TSV_HEADER!r}.')
-    out.write(header)
-    out.writelines(line for line in f
-                   if line.partition('\t')[0] in accessions)
+  lines = uniref.read_lines(table)
+  header = next(lines, b'').decode()
+  if header != annotation_table.TSV_HEADER:
+    raise ValueError(f'{table}:1: expected the header '
+                     f'{annotation_table.TSV_HEADER!r}.')
+  with open(drawn_table, 'w') as out:
+    out.write(header + '\n')
+    out.writelines(line.decode() + '\n' for line in lines
+                   if line.partition(b'\t')[0].decode() in accessions)
   return drawn_fasta, drawn_table
 
 
