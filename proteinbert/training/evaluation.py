@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from proteinbert import compiled
 from proteinbert import metrics as metrics_lib
@@ -151,19 +150,19 @@ def denoising_report(model, seqs, frequencies: np.ndarray, noise_prob: float,
   probs = model.predict(tokens, batch_size=batch_size,
                         with_hidden=False).token_probs
   weights = corruption.token_weights(targets)
+  no_annotations = np.zeros((len(targets), 0), np.float32)
   batch = batch_lib.Batch(
       tokens=tokens, targets=targets, token_weights=weights,
       corrupted=(tokens != targets) & (weights > 0),
-      annotations=None, annotation_targets=None, annotation_weights=None)
+      annotations=no_annotations, annotation_targets=no_annotations,
+      annotation_weights=np.zeros(len(targets), np.float32))
   report = {}
   for prefix, logits in (
       ('', jnp.log(jnp.maximum(jnp.asarray(probs), 1e-30))),
       ('frequency_baseline/', losses.frequency_logits(
           tokens, jnp.asarray(frequencies), noise_prob))):
-    metrics = dict(losses.denoising_metrics(logits, batch))
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-    metrics['token_loss'] = jnp.sum(ce * weights) / weights.sum()
-    if prefix:
-      del metrics['corrupted_count']
-    report.update({prefix + k: float(v) for k, v in metrics.items()})
+    _, metrics = losses.pretraining_loss(
+        model_lib.ModelOutput(logits, no_annotations, (), ()), batch)
+    report.update({prefix + k: float(metrics[k]) for k in _BASELINE})
+  report['corrupted_count'] = float(metrics['corrupted_count'])
   return report
