@@ -22,17 +22,21 @@ _BENCHMARKS_DIR = flags.DEFINE_string(
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.',
                                required=True)
 _VARIANT = flags.DEFINE_enum(
-    'variant', 'paper', ['paper', 'scratch', 'tiny'],
+    'variant', 'paper', ['paper', 'scratch', 'small', 'tiny'],
     'Config variant of experiments/configs/finetune.py.')
 _INIT_CHECKPOINT = flags.DEFINE_string(
     'init_checkpoint', '', 'Official pickle, .npz or pretraining checkpoint; '
     'empty initialises randomly.')
 _TASKS = flags.DEFINE_list('tasks', [], 'Run only these benchmarks.')
+_SEED = flags.DEFINE_integer(
+    'seed', 0, 'config.train.seed: head initialisation, dropout, shuffling '
+    '(the data subsample and the carved validation split stay fixed).')
 
 
 def config_for(name: str):
   config = finetune_configs.get_config(f'{name},{_VARIANT.value}')
   config.init_checkpoint = _INIT_CHECKPOINT.value
+  config.train.seed = _SEED.value
   return config
 
 

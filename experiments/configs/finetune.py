@@ -16,6 +16,14 @@
            protect); batch 64 and Adam at 1e-3 (the demo's 1e-4 suits
            pretrained weights), at most 10 epochs; for benchmarks whose
            sequences are all short, a shorter length and no final stage.
+  small    the architecture of the shipped `swissprot-small` (4 blocks,
+           128 local / 256 global channels, its 2,572 GO outputs) with the
+           paper's staged schedule cut to a CPU budget: at most 1,000
+           records per split, at most 4 epochs per stage, the shortest
+           fitting length up to 256 and no final long-sequence stage. The
+           transfer comparison runs it twice, changing only
+           --config.init_checkpoint (swissprot-small vs empty = random
+           init); see experiments/results/transfer/.
   tiny     a seconds-long smoke run (tiny trunk, 1 epoch, 64 records/split).
 """
 
@@ -48,6 +56,21 @@ def _scratch(config, name):
     train.final_epochs = 0
 
 
+# The GO vocabulary size of the shipped swissprot-small (its annotation head).
+_SWISSPROT_SMALL_ANNOTATIONS = 2572
+
+
+def _small(config, name):
+  config.model.update(dict(num_blocks=4, local_dim=128, global_dim=256,
+                           num_heads=4, key_size=32,
+                           num_annotations=_SWISSPROT_SMALL_ANNOTATIONS))
+  config.data.limit = 1000
+  train = config.train
+  train.max_epochs_per_stage = 4
+  train.seq_len = min(_FITTING_SEQ_LEN.get(name, 256), 256)
+  train.final_epochs = 0
+
+
 def _tiny(config):
   config.model.update(dict(num_annotations=8, num_blocks=1, local_dim=8,
                            global_dim=16, num_heads=2, key_size=4,
@@ -70,9 +93,11 @@ def get_config(preset: str = 'signalP_binary'):
     config.task.kind = benchmarks.BENCHMARKS[name].kind
   if variant == 'scratch':
     _scratch(config, name)
+  elif variant == 'small':
+    _small(config, name)
   elif variant == 'tiny':
     _tiny(config)
   elif variant != 'paper':
-    raise ValueError(f'Unknown variant {variant!r}; expected paper, scratch '
-                     'or tiny.')
+    raise ValueError(f'Unknown variant {variant!r}; expected paper, scratch, '
+                     'small or tiny.')
   return config
