@@ -11,16 +11,19 @@ INSTALL_REQUIRES = [
     'jax>=0.4.35,<0.11',
     'jaxlib>=0.4.35,<0.11',
     'jmp>=0.0.4,<0.1',
-    # Plots of the ablation runner and the length-scaling benchmark.
-    'matplotlib>=3.7',
     'ml_collections>=0.1.1,<2',
     'numpy>=1.24,<3',
     'optax>=0.2.4,<0.3',
     'tensorboardX>=2.6',
 ]
 
+# Plots drawn by experiments/ (ablation runner, benchmarks, pretraining
+# curves, attention maps); the library itself draws nothing.
+_PLOTS = ['matplotlib>=3.7']
+
 EXTRAS_REQUIRE = {
-    'test': [
+    'experiments': _PLOTS,
+    'test': _PLOTS + [
         'hypothesis>=6',
         'pytest>=7',
         'scikit-learn>=1.2',

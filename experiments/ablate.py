@@ -1,6 +1,6 @@
 r"""Trains architecture variants alike and compares them in one table.
 
-  python -m experiments.ablate --variants='*' --budget=300 \
+  python -m experiments.ablate --variants='*' --budget=300 --seeds=0,1 \
       --output_dir=experiments/results/ablations
 
 Variants are the files of experiments/configs/ablations/ (`--variants` takes
@@ -8,7 +8,7 @@ names or shell patterns, comma-separated: 'baseline,no_*,dilation_*'). Each
 trains with the same data, seeds and number of steps (`--budget=300`, or
 `--budget=10m`: the steps the first variant trains in about 10 minutes), and
 is evaluated on the same held-out proteins. Re-running the command skips
-finished variants and resumes interrupted ones. See `proteinbert/ablation.py`
+finished runs and resumes interrupted ones. See `experiments/ablation.py`
 for the outputs.
 """
 
@@ -17,7 +17,7 @@ import os
 from absl import app
 from absl import flags
 
-from proteinbert import ablation
+from experiments import ablation
 
 _CONFIG_DIR = os.path.join(os.path.dirname(__file__), 'configs', 'ablations')
 
@@ -35,6 +35,9 @@ _PRESET = flags.DEFINE_string(
     'variant starts from: demo or paper.')
 _DATASET_PATH = flags.DEFINE_string(
     'dataset_path', '', 'Dataset to pretrain on; empty for the demo dataset.')
+_SEEDS = flags.DEFINE_list(
+    'seeds', ['0'], 'Every variant trains once per seed (initialisation, '
+    'data order and corruption); the table gives the mean and half range.')
 _OVERRIDES = flags.DEFINE_multi_string(
     'override', [], 'section.key=value applied to every variant, e.g. '
     '--override=eval.num_proteins=128.')
@@ -46,7 +49,7 @@ def main(argv):
       ablation.select_variants(_VARIANTS.value, _CONFIG_DIR), _CONFIG_DIR,
       _OUTPUT_DIR.value, ablation.parse_budget(_BUDGET.value),
       preset=_PRESET.value, dataset_path=_DATASET_PATH.value,
-      overrides=_OVERRIDES.value)
+      overrides=_OVERRIDES.value, seeds=[int(s) for s in _SEEDS.value])
 
 
 if __name__ == '__main__':

@@ -25,7 +25,6 @@ import jax
 from matplotlib import figure
 import numpy as np
 
-from proteinbert import ablation
 from proteinbert import model as model_lib
 from proteinbert import tables
 from proteinbert import tokenization
@@ -63,7 +62,7 @@ def measure(name: str, model_config, lengths, repeats: int,
   annotations = np.zeros((1, model_config.num_annotations), np.float32)
   rows = []
   for length in lengths:
-    lowered = ablation.lower_forward(model_config, 1, length)
+    lowered = model_lib.lower_forward(model_config, 1, length)
     flops = lowered.cost_analysis()['flops']
     compiled = lowered.compile()
     memory = compiled.memory_analysis()

@@ -55,11 +55,14 @@ class ModelOutput(NamedTuple):
     global_hidden: per-protein representations [B, G]: the annotation input
       layer, then two per block in order (after the attention merge, after
       the dense merge).
+    global_attention: the global attention's weights [B, H, L], one per block
+      in order (`stacked_attention`); empty without global attention.
   """
   token_logits: jnp.ndarray
   annotation_logits: jnp.ndarray
   local_hidden: tuple
   global_hidden: tuple
+  global_attention: tuple = ()
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -96,12 +99,12 @@ class ProteinBertBlock(hk.Module):
     self._config = config
 
   def __call__(self, local, global_, mask):
-    """[B, L, C], [B, G], [B, L] bool or None -> hidden states and outputs."""
-    local_mid, local_out = local_track.LocalBlock(self._config)(
-        local, global_, mask)
-    global_mid, global_out = global_track.GlobalBlock(self._config)(
-        global_, local_out, mask)
-    return (local_mid, local_out), (global_mid, global_out)
+    """[B, L, C], [B, G], [B, L] bool or None -> hidden states and outputs
+    (local, global), and the global attention's weights [B, H, L] or None."""
+    local_states = local_track.LocalBlock(self._config)(local, global_, mask)
+    global_states, weights = global_track.GlobalBlock(self._config)(
+        global_, local_states[-1], mask)
+    return local_states, global_states, weights
 
 
 class ProteinBert(hk.Module):
@@ -145,13 +148,15 @@ class ProteinBert(hk.Module):
     global_ = act(layers.dense(c.global_dim, 'annotation_input')(
         annotations.astype(local.dtype)))
 
-    local_hidden, global_hidden = [], [global_]
+    local_hidden, global_hidden, attention = [], [global_], []
     for i in range(1, c.num_blocks + 1):
-      local_states, global_states = ProteinBertBlock(c, name=f'block_{i}')(
-          local, global_, mask)
+      local_states, global_states, weights = ProteinBertBlock(
+          c, name=f'block_{i}')(local, global_, mask)
       local, global_ = local_states[-1], global_states[-1]
       local_hidden.extend(local_states)
       global_hidden.extend(global_states)
+      if weights is not None:
+        attention.append(weights)
 
     token_logits = layers.dense(c.vocab_size, 'token_head')(local)
     annotation_logits = layers.dense(c.num_annotations,
@@ -159,7 +164,7 @@ class ProteinBert(hk.Module):
     chex.assert_shape(token_logits, (batch, length, c.vocab_size))
     chex.assert_shape(annotation_logits, (batch, c.num_annotations))
     return ModelOutput(token_logits, annotation_logits, tuple(local_hidden),
-                       tuple(global_hidden))
+                       tuple(global_hidden), tuple(attention))
 
 
 def forward_fn(
@@ -210,6 +215,30 @@ def concatenated_hidden(
   return local, global_
 
 
+def stacked_attention(output: ModelOutput) -> jnp.ndarray:
+  """The global attention weights of every block, as one array.
+
+  Block i's head h weighs position l by softmax_l(q_h . k_hl / sqrt(K)), its
+  query from the block's input global vector and its keys from the block's
+  per-residue output (`global_track.GlobalAttention`). With
+  `mask_padding` the weights sum to 1 over the unpadded positions and are 0
+  at <PAD>; without it (the original) <PAD> positions are attended too.
+
+  Args:
+    output: the model's output.
+
+  Returns:
+    float32 [B, num_blocks, H, L].
+
+  Raises:
+    ValueError: the model has no global attention.
+  """
+  if not output.global_attention:
+    raise ValueError('The model has no global attention '
+                     '(model.global_attention=False).')
+  return jnp.stack(output.global_attention, axis=1).astype(jnp.float32)
+
+
 def num_params(params: hk.Params) -> int:
   """Total number of scalars in a parameter tree."""
   return sum(x.size for x in jax.tree_util.tree_leaves(params))
@@ -221,3 +250,24 @@ def init_params(config: ml_collections.ConfigDict, rng: jax.Array,
   tokens = jnp.full((batch_size, seq_len), tokenization.PAD, jnp.int32)
   annotations = jnp.zeros((batch_size, config.num_annotations), jnp.float32)
   return compiled.build(forward_fn, config).init(rng, tokens, annotations)
+
+
+def lower_forward(config: ml_collections.ConfigDict, batch_size: int,
+                  seq_len: int) -> jax.stages.Lowered:
+  """The jitted forward pass lowered for [batch_size, seq_len] tokens.
+
+  Args:
+    config: the model config.
+    batch_size: B.
+    seq_len: L.
+
+  Returns:
+    The lowered `apply(params, None, tokens int32 [B, L], annotations f32
+    [B, A])`; `.cost_analysis()` counts its FLOPs, `.compile()` builds it.
+  """
+  params = jax.eval_shape(lambda: init_params(config, jax.random.PRNGKey(0)))
+  tokens = jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32)
+  annotations = jax.ShapeDtypeStruct((batch_size, config.num_annotations),
+                                     jnp.float32)
+  return compiled.build(forward_fn, config).apply.lower(
+      params, None, tokens, annotations)

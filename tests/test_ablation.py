@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import ablation
 from experiments import benchmark_length_scaling
 from experiments.configs import pretrain as pretrain_configs
-from proteinbert import ablation
 from proteinbert import model as model_lib
 from proteinbert.training import loop
 from tests import helpers
@@ -77,81 +77,102 @@ def dataset_path(tmp_path_factory):
       str(tmp_path_factory.mktemp('data') / 'tiny.h5'))
 
 
+# The sweep trains these; every variant's config and parameter count is
+# checked without training (test_variant_applies_to_both_presets).
+SWEPT = ['baseline', 'no_global_attention', 'self_attention']
+SEEDS = [0, 1]
+
+
 @pytest.fixture(scope='module')
 def sweep(dataset_path, tmp_path_factory):
-  """Every variant, 2 steps each (a minutes budget shorter than a period).
+  """Three variants x two seeds, 2 steps each (a minutes budget shorter
+  than a period).
 
   Runs in a subprocess whose XLA skips its expensive optimisations: the sweep
   costs two compilations per variant and next to nothing else, and they take
   40% less CPU time this way.
   """
   output_dir = str(tmp_path_factory.mktemp('ablations'))
-  code = ('from proteinbert import ablation\n'
+  code = ('from experiments import ablation\n'
           'from tests import test_ablation as t\n'
           f'with t._tiny_variants({dataset_path!r}):\n'
-          '  ablation.run_ablation(ablation.available_variants(t.CONFIG_DIR), '
-          f't.CONFIG_DIR, {output_dir!r}, ablation.Budget(minutes=1e-3))\n')
+          '  ablation.run_ablation(t.SWEPT, t.CONFIG_DIR, '
+          f'{output_dir!r}, ablation.Budget(minutes=1e-3), seeds=t.SEEDS)\n')
   flags = os.environ.get('XLA_FLAGS', '') + (
       ' --xla_backend_optimization_level=0'
       ' --xla_llvm_disable_expensive_passes=true')
   subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True,
                  env=dict(os.environ, XLA_FLAGS=flags))
-  names = ablation.available_variants(CONFIG_DIR)
   results = []
-  for name in names:
-    with open(os.path.join(output_dir, name, ablation.RESULT_FILE)) as f:
-      results.append(json.load(f))
-  return names, output_dir, results
+  for name in SWEPT:
+    for seed in SEEDS:
+      with open(os.path.join(ablation.run_workdir(output_dir, name, seed),
+                             ablation.RESULT_FILE)) as f:
+        results.append(json.load(f))
+  return output_dir, results
 
 
-def test_every_variant_trains_evaluates_and_is_tabulated(sweep):
-  names, output_dir, results = sweep
-  assert [r['variant'] for r in results] == names
+def test_every_run_trains_evaluates_and_is_tabulated(sweep):
+  output_dir, results = sweep
+  assert [(r['variant'], r['seed']) for r in results] == [
+      (name, seed) for name in SWEPT for seed in SEEDS]
   for result in results:
     assert result['steps'] == 2
     for key, _ in ablation.METRICS:
       assert np.isfinite(result[key]), (result['variant'], key)
     assert result['parameters'] > 0 and result['flops_per_sample'] > 0
     assert result['samples_per_s'] > 0
+    assert result['config']['train']['seed'] == result['seed']
+    assert result['config']['data']['seed'] == result['seed']
   with open(os.path.join(output_dir, 'results.csv')) as f:
     rows = list(csv.DictReader(f))
-  assert [r['variant'] for r in rows] == names
+  assert [(r['variant'], int(r['seed'])) for r in rows] == [
+      (name, seed) for name in SWEPT for seed in SEEDS]
   with open(os.path.join(output_dir, 'results.md')) as f:
-    assert len(f.read().splitlines()) == 2 + len(names)
+    text = f.read()
+  # Title line, blank line, header, rule, a row per variant, the baseline.
+  assert len(text.splitlines()) == 4 + len(SWEPT) + 1
+  assert 'corpus-frequency baseline' in text and ' ± ' in text
   for plot in ('loss_curves.png', 'metrics_vs_params.png'):
     with open(os.path.join(output_dir, plot), 'rb') as f:
       assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   with open(os.path.join(output_dir, ablation.BUDGET_FILE)) as f:
     budget = json.load(f)
-  assert budget['calibrated_on'] == names[0] and budget['num_steps'] == 2
+  assert budget['calibrated_on'] == os.path.join('baseline', 'seed_0')
+  assert budget['num_steps'] == 2
 
 
-def test_variants_differ_as_named(sweep):
-  _, _, results = sweep
-  by_name = {r['variant']: r for r in results}
-  base = by_name['baseline']
-  for name in ('no_global_attention', 'no_wide_conv', 'no_narrow_conv',
-               'no_global_to_local', 'half_local_dim', 'self_attention'):
-    assert by_name[name]['parameters'] < base['parameters'], name
-  for name in ('double_depth', 'double_local_dim', 'double_global_dim'):
-    assert by_name[name]['parameters'] > base['parameters'], name
-  for name in ('dilation_2', 'dilation_10', 'mask_padding',
-               'no_annotation_loss', 'no_annotation_input'):
-    assert by_name[name]['parameters'] == base['parameters'], name
-  assert by_name['double_depth']['flops_per_sample'] > base['flops_per_sample']
+def test_seeds_change_the_run_and_variants_differ_as_named(sweep):
+  _, results = sweep
+  by_run = {(r['variant'], r['seed']): r for r in results}
+  base0, base1 = by_run['baseline', 0], by_run['baseline', 1]
+  assert base0['heldout/token_loss'] != base1['heldout/token_loss']
+  assert base0['parameters'] == base1['parameters']
+  for name in ('no_global_attention', 'self_attention'):
+    assert by_run[name, 0]['parameters'] < base0['parameters'], name
 
 
-def test_finished_variants_are_not_rerun(dataset_path, sweep):
-  names, output_dir, results = sweep
+def test_aggregate_gives_each_variant_its_seeds():
+  runs = [dict(variant=v, seed=s, parameters=10, flops_per_sample=1.0,
+               samples_per_s=rate, **{k: float(s) for k, _ in ablation.METRICS})
+          for v, rate in (('a', 5.0), ('b', 7.0)) for s in (0, 1)]
+  rows = ablation.aggregate(runs)
+  assert [r['variant'] for r in rows] == ['a', 'b']
+  assert rows[0]['seeds'] == [0, 1] and rows[1]['samples_per_s'] == 7.0
+  assert rows[0][ablation.METRICS[0][0]] == [0.0, 1.0]
+
+
+def test_finished_runs_are_not_rerun(dataset_path, sweep):
+  output_dir, results = sweep
   with _tiny_variants(dataset_path), mock.patch.object(
       loop, 'pretrain', side_effect=AssertionError):
-    again = ablation.run_ablation(names, CONFIG_DIR, output_dir,
-                                  ablation.Budget(minutes=1e-3))
+    again = ablation.run_ablation(SWEPT, CONFIG_DIR, output_dir,
+                                  ablation.Budget(minutes=1e-3), seeds=SEEDS)
   assert again == results
 
 
 def test_changed_budget_or_config_is_refused(dataset_path, sweep):
-  _, output_dir, _ = sweep
+  output_dir, _ = sweep
   with _tiny_variants(dataset_path):
     with pytest.raises(ValueError, match='was run with budget'):
       ablation.run_ablation(['baseline'], CONFIG_DIR, output_dir,
@@ -160,13 +181,16 @@ def test_changed_budget_or_config_is_refused(dataset_path, sweep):
       ablation.run_ablation(['baseline'], CONFIG_DIR, output_dir,
                             ablation.Budget(minutes=1e-3),
                             overrides=['train.learning_rate=0.5'])
+    with pytest.raises(ValueError, match='distinct'):
+      ablation.run_ablation(['baseline'], CONFIG_DIR, output_dir,
+                            ablation.Budget(minutes=1e-3), seeds=[1, 1])
 
 
 def test_step_budget_rounds_up_to_evaluation_periods(dataset_path, tmp_path):
   with _tiny_variants(dataset_path):
     config = ablation.load_variant('baseline', CONFIG_DIR)
-  assert ablation.resolve_steps(ablation.Budget(steps=3), 'baseline', config,
-                                str(tmp_path)) == 4
+  assert ablation.resolve_steps(ablation.Budget(steps=3), config,
+                                str(tmp_path / 'run'), str(tmp_path)) == 4
 
 
 @pytest.mark.parametrize('name', ablation.available_variants(CONFIG_DIR))
@@ -226,23 +250,6 @@ def test_budget_parsing(text, budget):
 def test_bad_budget_is_a_clear_error(text):
   with pytest.raises(ValueError, match='steps .* or of minutes'):
     ablation.parse_budget(text)
-
-
-def test_throughput_weights_intervals_by_time_across_a_resume():
-  records = [
-      # First call: 100 samples in 1 s at length 128, 10 samples in 1 s at 512.
-      {'samples_per_s': 100.0, 'episode_seq_len': 128.0,
-       'episode_seconds/128': 1.0, 'compile_seconds/128': 5.0},
-      {'step': 10, 'heldout/token_loss': 1.0},
-      {'samples_per_s': 10.0, 'episode_seq_len': 512.0,
-       'episode_seconds/128': 1.0, 'episode_seconds/512': 1.0,
-       'compile_seconds/128': 5.0, 'compile_seconds/512': 6.0},
-      # Resumed call: its clocks restart; 200 samples in 2 s at length 128.
-      {'samples_per_s': 100.0, 'episode_seq_len': 128.0,
-       'episode_seconds/128': 2.0, 'compile_seconds/128': 4.0},
-  ]
-  assert ablation.training_throughput(records) == pytest.approx(310 / 4)
-  assert np.isnan(ablation.training_throughput(records[1:2]))
 
 
 def test_length_scaling_benchmark_writes_table_and_plot(tmp_path):

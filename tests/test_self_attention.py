@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from proteinbert import ablation
 from proteinbert import model as model_lib
 from proteinbert import self_attention
 from proteinbert import tokenization
@@ -124,7 +123,7 @@ def test_bad_mixer_config_is_a_clear_error(overrides, match):
 def test_cost_grows_quadratically_with_length_unlike_the_convolutions():
   def flops(mixer, length):
     config = helpers.tiny_model_config(local_mixer=mixer, num_blocks=1)
-    return ablation.lower_forward(config, 1, length).cost_analysis()['flops']
+    return model_lib.lower_forward(config, 1, length).cost_analysis()['flops']
 
   for mixer, low, high in (('conv', 3.5, 4.5), ('self_attention', 8, 16)):
     growth = flops(mixer, 2048) / flops(mixer, 512)

@@ -2,17 +2,19 @@
 
 A variant is a config file `<name>.py` in a directory (the runner's is
 `experiments/configs/ablations/`) whose `get_config(preset)` returns a full
-experiment config. `run_ablation` pretrains every chosen variant on the same
-data with the same seeds and number of steps, each in its own `training.loop`
-work directory `<output_dir>/<name>/`, and takes the held-out metrics of the
-final step (the loop evaluates every variant on the same test-set proteins).
-It writes into `output_dir`:
-  results.md, results.csv   one row per variant: parameters, forward FLOPs
-                            per sample, training samples/s, held-out metrics
-  loss_curves.png           training and held-out token loss against step
-  metrics_vs_params.png     held-out metrics against parameter count
-  budget.json               the step budget, fixed at the first run
-A variant with a `result.json` in its work directory is finished and not run
+experiment config. `run_ablation` pretrains every chosen variant with every
+chosen seed (`train.seed` and `data.seed`: initialisation, data order and
+corruption) on the same data for the same number of steps, each in its own
+`training.loop` work directory `<output_dir>/<name>/seed_<seed>/`, and takes
+the held-out metrics of the final step (the loop evaluates every variant on
+the same test-set proteins). It writes into `output_dir`:
+  results.md       one row per variant: parameters, forward FLOPs per sample,
+                   training samples/s, each held-out metric's mean over seeds
+                   and half their range; the frequency baseline's row
+  results.csv      one row per variant and seed
+  loss_curves.png, metrics_vs_params.png   (`experiments/ablation_plots.py`)
+  budget.json      the step budget, fixed at the first run
+A run with a `result.json` in its work directory is finished and not run
 again; an interrupted one resumes from its checkpoints.
 """
 
@@ -27,12 +29,10 @@ import time
 from typing import Mapping, NamedTuple, Optional, Sequence
 
 from absl import logging
-import jax
-import jax.numpy as jnp
-from matplotlib import figure
 import ml_collections
+import numpy as np
 
-from proteinbert import compiled
+from experiments import ablation_plots
 from proteinbert import io_utils
 from proteinbert import model as model_lib
 from proteinbert import params_io
@@ -44,12 +44,19 @@ RESULT_FILE = 'result.json'
 BUDGET_FILE = 'budget.json'
 
 # Held-out metrics in the table: (loop metric, column title), in order.
+# Denoising accuracy and loss are over the residues the model is not shown
+# at corrupted positions (what it knows, not what it copies; see
+# `training/losses.py`).
 METRICS = (
-    ('heldout/corrupted_token_accuracy', 'corrupted-token accuracy'),
-    ('heldout/token_accuracy', 'token accuracy'),
+    ('heldout/denoising_accuracy', 'denoising accuracy'),
+    ('heldout/denoising_loss', 'denoising loss (nats)'),
     ('heldout/token_loss', 'token loss (nats)'),
     ('heldout/annotation_auc', 'annotation AUC'),
+    ('heldout/annotation_average_precision', 'annotation AP'),
 )
+# The corpus-frequency baseline of the token metrics (same for every
+# variant of a seed).
+BASELINE_PREFIX = 'heldout/frequency_baseline/'
 
 
 class Budget(NamedTuple):
@@ -166,60 +173,6 @@ def read_metrics(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f]
 
 
-def training_throughput(records: Sequence[Mapping[str, float]]) -> float:
-  """Training samples per second over the update steps of `records`.
-
-  Each training record of the loop holds the samples per second since the
-  previous one and, per episode length, the seconds its `pretrain` call has
-  spent in update steps (compiles and evaluations excluded). A resumed call
-  restarts those clocks; it is told apart by its own compile times.
-
-  Args:
-    records: a work directory's metrics, in order.
-
-  Returns:
-    Samples per second, or NaN without training records.
-  """
-  samples = seconds = 0.0
-  clocks, compiles = {}, {}
-  for record in records:
-    if 'samples_per_s' not in record:
-      continue
-    call_compiles = {k: v for k, v in record.items()
-                     if k.startswith('compile_seconds/')}
-    if any(call_compiles.get(k) != v for k, v in compiles.items()):
-      clocks = {}
-    compiles = call_compiles
-    clock = f'episode_seconds/{int(record["episode_seq_len"])}'
-    elapsed = record[clock] - clocks.get(clock, 0.0)
-    clocks[clock] = record[clock]
-    samples += record['samples_per_s'] * elapsed
-    seconds += elapsed
-  return samples / seconds if seconds else float('nan')
-
-
-def lower_forward(model_config: ml_collections.ConfigDict, batch_size: int,
-                  seq_len: int) -> jax.stages.Lowered:
-  """The jitted forward pass lowered for [batch_size, seq_len] tokens.
-
-  Args:
-    model_config: the model config.
-    batch_size: B.
-    seq_len: L.
-
-  Returns:
-    The lowered `apply(params, None, tokens int32 [B, L], annotations f32
-    [B, A])`; `.cost_analysis()` counts its FLOPs, `.compile()` builds it.
-  """
-  params = jax.eval_shape(lambda: model_lib.init_params(
-      model_config, jax.random.PRNGKey(0)))
-  tokens = jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32)
-  annotations = jax.ShapeDtypeStruct(
-      (batch_size, model_config.num_annotations), jnp.float32)
-  return compiled.build(model_lib.forward_fn, model_config).apply.lower(
-      params, None, tokens, annotations)
-
-
 def summarize(name: str, config: ml_collections.ConfigDict,
               workdir: str) -> dict:
   """The table row of a finished variant.
@@ -230,9 +183,10 @@ def summarize(name: str, config: ml_collections.ConfigDict,
     workdir: its loop work directory.
 
   Returns:
-    variant, parameters, flops_per_sample (XLA's count for one forward pass
-    at eval.seq_len), samples_per_s (training), steps and the held-out
-    metrics of the final step.
+    variant, seed (train.seed), parameters, flops_per_sample (XLA's count
+    for one forward pass at eval.seq_len), samples_per_s (median over the
+    loop's logging intervals), steps and every held-out metric of the final
+    step (the model's and the frequency baseline's).
 
   Raises:
     ValueError: the final step has no held-out evaluation.
@@ -244,14 +198,20 @@ def summarize(name: str, config: ml_collections.ConfigDict,
   if not final or final[-1]['step'] != config.train.num_steps:
     raise ValueError(f'{workdir}: no held-out evaluation at the final step '
                      f'{config.train.num_steps}.')
-  flops = lower_forward(model_config, 1,
-                        config.eval.seq_len).cost_analysis()['flops']
+  flops = model_lib.lower_forward(model_config, 1,
+                                  config.eval.seq_len).cost_analysis()['flops']
+  # The loop reports samples/s per logging interval with compiles and
+  # evaluations left out; the median also ignores intervals slowed by
+  # other work on a shared machine.
+  rates = [r['samples_per_s'] for r in records if 'samples_per_s' in r]
   row = {'variant': name,
+         'seed': config.train.seed,
          'parameters': model_lib.num_params(params),
          'flops_per_sample': float(flops),
-         'samples_per_s': training_throughput(records),
+         'samples_per_s': float(np.median(rates)) if rates else float('nan'),
          'steps': config.train.num_steps}
-  row.update({key: final[-1][key] for key, _ in METRICS})
+  row.update({key: v for key, v in final[-1].items()
+              if key.startswith('heldout/')})
   return row
 
 
@@ -284,10 +244,11 @@ def run_variant(name: str, config: ml_collections.ConfigDict,
           f'{workdir} holds a finished run of {name!r} with another config '
           '(budget, dataset, preset or overrides); choose another output '
           'directory or delete that one.')
-    logging.info('%s: finished before, not re-run.', name)
+    logging.info('%s (seed %d): finished before, not re-run.', name,
+                 config.train.seed)
     return result
-  logging.info('%s: pretraining %d steps in %s.', name,
-               config.train.num_steps, workdir)
+  logging.info('%s (seed %d): pretraining %d steps in %s.', name,
+               config.train.seed, config.train.num_steps, workdir)
   started = time.perf_counter()
   loop.pretrain(config, workdir)
   result = summarize(name, config, workdir)
@@ -299,18 +260,18 @@ def run_variant(name: str, config: ml_collections.ConfigDict,
   return result
 
 
-def resolve_steps(budget: Budget, name: str,
-                  config: ml_collections.ConfigDict, output_dir: str) -> int:
+def resolve_steps(budget: Budget, config: ml_collections.ConfigDict,
+                  workdir: str, output_dir: str) -> int:
   """The budget in steps, a multiple of `eval_period`, fixed at the first run.
 
   A budget in minutes is converted at the seconds per step (compiles and
-  evaluations included) of `name`'s first evaluation period, which is
-  trained here in `<output_dir>/<name>` and later resumed from.
+  evaluations included) of the first run's first evaluation period, which is
+  trained here in `workdir` and later resumed from.
 
   Args:
     budget: the requested budget.
-    name: the first variant.
-    config: its experiment config.
+    config: the first run's experiment config.
+    workdir: the first run's work directory.
     output_dir: the ablation's output directory.
 
   Returns:
@@ -336,9 +297,9 @@ def resolve_steps(budget: Budget, name: str,
     config = copy.deepcopy(config)
     config.train.num_steps = period
     started = time.perf_counter()
-    loop.pretrain(config, os.path.join(output_dir, name))
+    loop.pretrain(config, workdir)
     record['seconds_per_step'] = (time.perf_counter() - started) / period
-    record['calibrated_on'] = name
+    record['calibrated_on'] = os.path.relpath(workdir, output_dir)
     num_steps = period * max(1, round(
         budget.minutes * 60 / record['seconds_per_step'] / period))
   record['num_steps'] = num_steps
@@ -360,108 +321,140 @@ def _cell(key: str, value) -> str:
   return value if isinstance(value, str) else f'{value:.4f}'
 
 
+def _spread(values: Sequence[float]) -> str:
+  """'mean ± half range' over seeds; the mean alone for one seed."""
+  mean = float(np.mean(values))
+  if len(values) == 1:
+    return f'{mean:.4f}'
+  return f'{mean:.4f} ± {(max(values) - min(values)) / 2:.4f}'
+
+
+def aggregate(results: Sequence[Mapping]) -> list[dict]:
+  """One row per variant (in first-seen order): the seeds' figures.
+
+  Args:
+    results: `run_variant` rows, one per variant and seed.
+
+  Returns:
+    Rows of variant, seeds, parameters, flops_per_sample, samples_per_s
+    (median over seeds) and, per `METRICS` key, the list of the seeds'
+    values.
+  """
+  rows = {}
+  for result in results:
+    row = rows.setdefault(result['variant'], {
+        'variant': result['variant'], 'seeds': [],
+        'parameters': result['parameters'],
+        'flops_per_sample': result['flops_per_sample'], 'rates': [],
+        **{key: [] for key, _ in METRICS}})
+    row['seeds'].append(result['seed'])
+    row['rates'].append(result['samples_per_s'])
+    for key, _ in METRICS:
+      row[key].append(result[key])
+  for row in rows.values():
+    row['samples_per_s'] = float(np.median(row.pop('rates')))
+  return list(rows.values())
+
+
+def _baseline_row(results: Sequence[Mapping]) -> Optional[dict]:
+  """The frequency baseline's figures (one run per seed), where logged."""
+  per_seed = {r['seed']: r for r in results}
+  cells = {}
+  for key, _ in METRICS:
+    baseline = BASELINE_PREFIX + key[len('heldout/'):]
+    values = [r[baseline] for r in per_seed.values() if baseline in r]
+    if values:
+      cells[key] = _spread(values)
+  return cells or None
+
+
 def write_table(results: Sequence[Mapping], output_dir: str,
                 seq_len: int) -> None:
-  """Writes `results.md` and `results.csv` (one row per variant)."""
+  """Writes `results.md` (per variant, over seeds) and `results.csv` (per
+  variant and seed)."""
   titles = {'variant': 'variant', 'parameters': 'parameters',
             'flops_per_sample': f'GFLOPs/sample (forward, L={seq_len})',
             'samples_per_s': 'train samples/s'}
   titles.update({key: f'held-out {title}' for key, title in METRICS})
-  tables.write_text(os.path.join(output_dir, 'results.md'), tables.markdown(
-      [{titles[k]: _cell(k, r[k]) for k in titles} for r in results]))
-  tables.write_csv(os.path.join(output_dir, 'results.csv'), results,
-                   list(titles) + ['steps', 'train_wall_s'])
+  md_rows = []
+  for row in aggregate(results):
+    md_rows.append({titles[k]: (_spread(row[k]) if k in dict(METRICS)
+                                else _cell(k, row[k])) for k in titles})
+  baseline = _baseline_row(results)
+  if baseline:
+    md_rows.append({titles[k]: baseline.get(k, '') for k in titles}
+                   | {titles['variant']: '(corpus-frequency baseline)'})
+  seeds = sorted({r['seed'] for r in results})
+  tables.write_text(os.path.join(output_dir, 'results.md'),
+                    f'Seeds {seeds}: each held-out figure is the mean over '
+                    'seeds ± half their range.\n\n'
+                    + tables.markdown(md_rows))
+  columns = ['variant', 'seed'] + [k for k in titles if k != 'variant'] + [
+      'steps', 'train_wall_s'] + sorted(
+          {k for r in results for k in r if k.startswith(BASELINE_PREFIX)})
+  tables.write_csv(os.path.join(output_dir, 'results.csv'), results, columns)
 
 
-def _style(i: int) -> dict:
-  """Colour, dashes and marker of the i-th variant, distinct up to 40."""
-  group = i // 10 % 4
-  return {'color': f'C{i % 10}', 'linestyle': ('-', '--', '-.', ':')[group],
-          'marker': 'os^D'[group]}
+def run_workdir(output_dir: str, name: str, seed: int) -> str:
+  """The loop work directory of variant `name` with `seed`."""
+  return os.path.join(output_dir, name, f'seed_{seed}')
 
 
-def plot_loss_curves(names: Sequence[str], output_dir: str) -> str:
-  """Training and held-out token loss against step, one line per variant."""
-  fig = figure.Figure(figsize=(13, 5.5), layout='constrained')
-  train_ax, heldout_ax = fig.subplots(1, 2)
-  for i, name in enumerate(names):
-    records = read_metrics(os.path.join(output_dir, name))
-    train = [(r['step'], r['token_loss']) for r in records if 'token_loss' in r]
-    heldout = [(r['step'], r['heldout/token_loss']) for r in records
-               if 'heldout/token_loss' in r]
-    style = _style(i)
-    train_ax.plot(*zip(*train), color=style['color'],
-                  linestyle=style['linestyle'], linewidth=1)
-    heldout_ax.plot(*zip(*heldout), markersize=3, label=name, **style)
-  train_ax.set_title('Training token loss (mean over each logging interval)')
-  heldout_ax.set_title('Held-out token loss (test-set proteins)')
-  for ax in (train_ax, heldout_ax):
-    # Log scale: the first steps fall by nats, the differences at the end are
-    # hundredths.
-    ax.set_yscale('log')
-    ax.set_xlabel('training step')
-    ax.set_ylabel('token cross-entropy (nats per token, log scale)')
-    ax.grid(alpha=0.3, which='both')
-  heldout_ax.legend(loc='center left', bbox_to_anchor=(1.02, 0.5),
-                    fontsize=8)
-  path = os.path.join(output_dir, 'loss_curves.png')
-  fig.savefig(path, dpi=130)
-  return path
-
-
-def plot_metrics_vs_params(results: Sequence[Mapping], output_dir: str) -> str:
-  """Each held-out metric against parameter count, one marker per variant."""
-  shown = (METRICS[0], METRICS[2], METRICS[3])
-  fig = figure.Figure(figsize=(16, 5.5), layout='constrained')
-  axes = fig.subplots(1, len(shown))
-  for ax, (key, title) in zip(axes, shown):
-    for i, result in enumerate(results):
-      style = _style(i)
-      ax.scatter(result['parameters'], result[key], color=style['color'],
-                 marker=style['marker'], s=30, label=result['variant'])
-    ax.set_xscale('log')
-    ax.set_xlabel('parameters (count, log scale)')
-    ax.set_ylabel(f'held-out {title}')
-    ax.grid(alpha=0.3, which='both')
-  axes[-1].legend(loc='center left', bbox_to_anchor=(1.02, 0.5), fontsize=8)
-  fig.suptitle('Held-out metrics at the final step against model size')
-  path = os.path.join(output_dir, 'metrics_vs_params.png')
-  fig.savefig(path, dpi=130)
-  return path
+def with_seed(config: ml_collections.ConfigDict,
+              seed: int) -> ml_collections.ConfigDict:
+  """A copy of `config` whose initialisation, data order and corruption
+  are drawn from `seed`."""
+  config = copy.deepcopy(config)
+  config.train.seed = seed
+  config.data.seed = seed
+  return config
 
 
 def run_ablation(names: Sequence[str], config_dir: str, output_dir: str,
                  budget: Budget, preset: str = 'demo',
-                 dataset_path: str = '',
-                 overrides: Sequence[str] = ()) -> list[dict]:
+                 dataset_path: str = '', overrides: Sequence[str] = (),
+                 seeds: Sequence[int] = (0,)) -> list[dict]:
   """Trains, evaluates and compares variants; writes tables and plots.
 
   Args:
     names: variants (`select_variants`), in table order.
     config_dir: where their config files are.
-    output_dir: one work directory per variant, and the outputs.
+    output_dir: one work directory per variant and seed, and the outputs.
     budget: steps or minutes per variant (see `resolve_steps`).
     preset: passed to every variant's `get_config`.
     dataset_path: the dataset to pretrain on; '' keeps the configs' (the
       bundled demo dataset unless a config says otherwise).
     overrides: `apply_overrides` entries applied to every variant.
+    seeds: every variant trains once per seed.
 
   Returns:
-    The result rows, as written to the tables.
+    The result rows (one per variant and seed), as written to results.csv.
   """
   if not names:
     raise ValueError('No variants to run. ' + _listing(config_dir))
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise ValueError(f'Seeds must be distinct and at least one: {seeds}.')
   configs = {name: load_variant(name, config_dir, preset) for name in names}
   for config in configs.values():
     apply_overrides(config, overrides)
     if dataset_path:
       config.data.dataset_path = dataset_path
-  num_steps = resolve_steps(budget, names[0], configs[names[0]], output_dir)
+  first = with_seed(configs[names[0]], seeds[0])
+  num_steps = resolve_steps(budget, first,
+                            run_workdir(output_dir, names[0], seeds[0]),
+                            output_dir)
   results = []
   for name, config in configs.items():
     config.train.num_steps = num_steps
-    results.append(run_variant(name, config, os.path.join(output_dir, name)))
+    for seed in seeds:
+      results.append(run_variant(name, with_seed(config, seed),
+                                 run_workdir(output_dir, name, seed)))
   write_table(results, output_dir, configs[names[0]].eval.seq_len)
-  plot_loss_curves(names, output_dir)
-  plot_metrics_vs_params(results, output_dir)
+  curves = {name: [read_metrics(run_workdir(output_dir, name, seed))
+                   for seed in seeds] for name in names}
+  ablation_plots.plot_loss_curves(
+      curves, os.path.join(output_dir, 'loss_curves.png'))
+  ablation_plots.plot_metrics_vs_params(
+      aggregate(results), [(k, t) for k, t in METRICS if k != METRICS[2][0]],
+      os.path.join(output_dir, 'metrics_vs_params.png'))
   return results
