@@ -50,7 +50,7 @@ class GlobalAttention(hk.Module):
       global_: jnp.ndarray,
       local: jnp.ndarray,
       mask: Optional[jnp.ndarray] = None,
-  ) -> jnp.ndarray:
+  ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Attends from the global representation over the residues.
 
     Args:
@@ -60,7 +60,8 @@ class GlobalAttention(hk.Module):
         None attends to every position, <PAD> included, as the original.
 
     Returns:
-      [B, H * V] the heads' outputs, concatenated head by head.
+      ([B, H * V] the heads' outputs, concatenated head by head;
+      [B, H, L] the attention weights a_hl, summing to 1 over l).
     """
     h, k, v = self._num_heads, self._key_size, self._value_size
     batch, length, channels = local.shape
@@ -83,7 +84,7 @@ class GlobalAttention(hk.Module):
     weights = layers.attention_weights(logits, k, mask)
     out = jnp.einsum('bhl,bhlv->bhv', weights, values)
     chex.assert_shape(out, (batch, h, v))
-    return out.reshape(batch, h * v)
+    return out.reshape(batch, h * v), weights
 
 
 class GlobalBlock(hk.Module):
@@ -104,7 +105,7 @@ class GlobalBlock(hk.Module):
       global_: jnp.ndarray,
       local: jnp.ndarray,
       mask: Optional[jnp.ndarray] = None,
-  ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  ) -> tuple[tuple[jnp.ndarray, jnp.ndarray], Optional[jnp.ndarray]]:
     """Applies the block.
 
     Args:
@@ -113,17 +114,20 @@ class GlobalBlock(hk.Module):
       mask: optional [B, L] bool of positions the attention may see.
 
     Returns:
-      ([B, G] after the attention merge and norm, [B, G] output).
+      (([B, G] after the attention merge and norm, [B, G] output),
+      [B, H, L] the global attention's weights, or None without it).
     """
     c = self._config
     act = layers.get_activation(c.activation)
     chex.assert_shape(global_, (None, c.global_dim))
 
     merged = global_ + act(layers.dense(c.global_dim, 'dense_1')(global_))
+    weights = None
     if c.global_attention:
-      merged = merged + GlobalAttention(
+      attended, weights = GlobalAttention(
           c.num_heads, c.key_size, c.global_dim // c.num_heads,
           name='global_attention')(global_, local, mask)
+      merged = merged + attended
     after_attention = layers.LayerNorm(c.layer_norm_eps,
                                        'attention_norm')(merged)
 
@@ -131,4 +135,4 @@ class GlobalBlock(hk.Module):
     out = layers.LayerNorm(c.layer_norm_eps,
                            'dense_norm')(after_attention + dense)
     chex.assert_equal_shape([global_, after_attention, out])
-    return after_attention, out
+    return (after_attention, out), weights

@@ -41,7 +41,8 @@ def _attention(g, x, mask):
       'value_w': (_HEADS, x.shape[-1], _VALUE_SIZE)}}
   params = jax.tree_util.tree_map(
       lambda p: rng.normal(size=p.shape).astype(np.float32), params)
-  return attention.apply(params, g, x, mask), params['global_attention']
+  out, _ = attention.apply(params, g, x, mask)
+  return out, params['global_attention']
 
 
 @pytest.mark.parametrize('masked', [False, True])
