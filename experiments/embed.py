@@ -9,13 +9,11 @@ their mean over residues) keyed by FASTA ID; the layout is in
 `proteinbert/embeddings.py`. Re-running skips the IDs already written.
 """
 
-import sys
-import time
-
 from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import fasta_job
 from proteinbert import embeddings
 
 _FASTA = flags.DEFINE_string('fasta', None, 'Input FASTA (plain or gzip).',
@@ -41,27 +39,6 @@ _MASK_PADDING = flags.DEFINE_bool(
     'mask_padding', None, 'Mask <PAD> positions so embeddings do not depend on '
     'the padded length; unset keeps the checkpoint\'s setting (off for the '
     'official weights, as in the original).')
-_NORMALIZE_CASE = flags.DEFINE_bool(
-    'normalize_case', True, 'Read lower-case letters as residues (the '
-    'original tokenizer reads them as <OTHER>).')
-_MAX_TOKENS = flags.DEFINE_integer('max_tokens', 16384,
-                                   'Tokens per model call (memory).')
-
-
-def _progress_bar():
-  start = time.perf_counter()
-
-  def show(done, total):
-    width = 30
-    filled = width * done // max(total, 1)
-    rate = done / max(time.perf_counter() - start, 1e-9)
-    sys.stderr.write(f'\r[{"#" * filled}{"." * (width - filled)}] '
-                     f'{done}/{total} proteins, {rate:.1f}/s')
-    if done == total:
-      sys.stderr.write('\n')
-    sys.stderr.flush()
-
-  return show
 
 
 def main(argv):
@@ -70,11 +47,12 @@ def main(argv):
       global_layers=tuple(map(int, _GLOBAL_LAYERS.value)) or None,
       local_layers=tuple(map(int, _LOCAL_LAYERS.value)) or None,
       per_residue=_PER_RESIDUE.value, mean_pooled=_MEAN_POOLED.value,
-      normalize_case=_NORMALIZE_CASE.value)
+      normalize_case=fasta_job.NORMALIZE_CASE.value)
   model = embeddings.load_model(_CHECKPOINT.value, _MASK_PADDING.value)
   logging.info('Model: %s; options: %s', model.config, options)
   summary = embeddings.embed_fasta(_FASTA.value, model, _OUTPUT.value,
-                                   options, _MAX_TOKENS.value, _progress_bar())
+                                   options, fasta_job.MAX_TOKENS.value,
+                                   fasta_job.progress_bar())
   logging.info('Wrote %d proteins, skipped %d already written and %d empty '
                'records.', len(summary.written),
                len(summary.skipped_existing), len(summary.empty))

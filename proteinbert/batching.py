@@ -18,7 +18,7 @@ protein's bucket depends on its own length only, so its outputs never depend
 on the proteins it is batched with.
 """
 
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import jax
 import numpy as np
@@ -117,19 +117,24 @@ def run_batches(fn: Callable[..., Any], inputs: Sequence[np.ndarray],
     yield _run_padded(fn, [x[part] for x in inputs], batch_size, pad_values)
 
 
-def run_bucketed(fn: Callable[[np.ndarray], Any], seqs: Sequence[str],
+def run_bucketed(fn: Callable[..., Any], seqs: Sequence[str],
                  start_seq_len: int = 512, start_batch_size: int = 32,
-                 normalize_case: bool = False) -> Iterator[tuple[int, Any]]:
+                 normalize_case: bool = False,
+                 row_inputs: Optional[Callable[[np.ndarray], Sequence[
+                     np.ndarray]]] = None) -> Iterator[tuple[int, Any]]:
   """Runs fn on every sequence, tokenized in length buckets.
 
   Args:
     fn: takes int32 tokens [batch size, bucket length] (padding rows all
-      `<PAD>`); returns a pytree of arrays whose leading axis is the batch
-      (None leaves allowed).
+      `<PAD>`), then the `row_inputs` of the batch if any; returns a pytree
+      of arrays whose leading axis is the batch (None leaves allowed).
     seqs: [N] amino-acid sequences.
     start_seq_len: length of the shortest bucket (see `length_buckets`).
     start_batch_size: batch size at that length.
     normalize_case: see `tokenization.tokenize`.
+    row_inputs: given int64 [n] indices into seqs of a batch, fn's further
+      inputs for those sequences (arrays [n, ...]; padding rows are zeros),
+      such as their input annotations.
 
   Yields:
     (index into seqs, fn's outputs for that sequence as numpy), grouped by
@@ -141,6 +146,8 @@ def run_bucketed(fn: Callable[[np.ndarray], Any], seqs: Sequence[str],
       tokens = tokenization.tokenize([seqs[i] for i in indices],
                                      bucket.seq_len,
                                      normalize_case=normalize_case)
-      out = _run_padded(fn, [tokens], bucket.batch_size, [tokenization.PAD])
+      extra = list(row_inputs(indices)) if row_inputs else []
+      out = _run_padded(fn, [tokens] + extra, bucket.batch_size,
+                        [tokenization.PAD] + [0] * len(extra))
       for row, index in enumerate(indices):
         yield int(index), jax.tree_util.tree_map(lambda x, r=row: x[r], out)

@@ -39,10 +39,7 @@ import json
 import os
 from typing import Callable, Iterator, NamedTuple, Optional, Sequence
 
-from absl import logging
-import haiku as hk
 import h5py
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -52,6 +49,7 @@ from proteinbert import compiled
 from proteinbert import fasta as fasta_lib
 from proteinbert import inference
 from proteinbert import model as model_lib
+from proteinbert import params_io
 from proteinbert import tokenization
 
 _FORMAT = 'proteinbert-embeddings-1'
@@ -219,47 +217,16 @@ def dataset_key(protein_id: str) -> str:
   return protein_id.replace('%', '%25').replace('/', '%2F')
 
 
-def _fingerprint(params: hk.Params) -> str:
-  digest = hashlib.sha256()
-  for leaf in jax.tree_util.tree_leaves(jax.device_get(params)):
-    digest.update(np.ascontiguousarray(leaf).tobytes())
-  return digest.hexdigest()[:16]
-
-
 def _settings(model: inference.PretrainedModel,
               options: EmbeddingOptions) -> str:
   return json.dumps(dict(format=_FORMAT, options=options._asdict(),
                          model_config=json.loads(model.config.to_json()),
-                         params=_fingerprint(model.params)), sort_keys=True)
+                         params=params_io.fingerprint(model.params)),
+                    sort_keys=True)
 
 
 def _sha1(seq: str) -> str:
   return hashlib.sha1(seq.encode()).hexdigest()
-
-
-class EmbedSummary(NamedTuple):
-  """What `embed_fasta` did (IDs of records in each case)."""
-  written: list
-  skipped_existing: list
-  empty: list
-  odd_letters: dict
-
-
-def _checked_records(fasta_path: str):
-  """Non-empty records, empty IDs and odd letters; raises on duplicate IDs."""
-  records = fasta_lib.read_fasta(fasta_path)
-  seen, duplicates = set(), []
-  for record in records:
-    if record.id in seen:
-      duplicates.append(record.id)
-    seen.add(record.id)
-  if duplicates:
-    raise ValueError(f'{fasta_path}: repeated IDs {duplicates[:10]}; '
-                     'embeddings are keyed by ID.')
-  empty = [r.id for r in records if not r.seq]
-  odd = {r.id: ''.join(sorted(fasta_lib.odd_letters(r.seq)))
-         for r in records if fasta_lib.odd_letters(r.seq)}
-  return [r for r in records if r.seq], empty, odd
 
 
 def _pending(out: h5py.File, records, source: str):
@@ -285,7 +252,7 @@ def embed_fasta(fasta_path: str, model: inference.PretrainedModel,
                 options: EmbeddingOptions = EmbeddingOptions(),
                 max_tokens: int = 16384,
                 progress: Optional[Callable[[int, int], None]] = None
-                ) -> EmbedSummary:
+                ) -> fasta_lib.JobSummary:
   """Embeds every record of a FASTA file into an HDF5 file (see above).
 
   Re-running on an existing output skips the IDs already written (and
@@ -305,18 +272,13 @@ def embed_fasta(fasta_path: str, model: inference.PretrainedModel,
     progress: called with (proteins done, proteins to do) after each batch.
 
   Returns:
-    The EmbedSummary.
+    What was done (`fasta.JobSummary`).
 
   Raises:
     ValueError: a bad FASTA (no records, invalid characters, repeated IDs),
       or an existing output written with other settings or sequences.
   """
-  records, empty, odd = _checked_records(fasta_path)
-  if empty:
-    logging.warning('%d empty record(s) skipped: %s', len(empty), empty[:10])
-  if odd:
-    logging.warning('%d record(s) have letters outside the vocabulary, read as '
-                    '<OTHER>: %s', len(odd), dict(list(odd.items())[:10]))
+  records, empty, odd = fasta_lib.read_keyed(fasta_path)
   settings = _settings(model, options)
   embedder = Embedder(model, options)
   if os.path.exists(output_path):
@@ -350,4 +312,4 @@ def embed_fasta(fasta_path: str, model: inference.PretrainedModel,
       if progress is not None:
         progress(done, len(pending))
     out.attrs['complete'] = True
-  return EmbedSummary([r.id for r in pending], existing, empty, odd)
+  return fasta_lib.JobSummary([r.id for r in pending], existing, empty, odd)

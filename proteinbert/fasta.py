@@ -15,6 +15,8 @@ import itertools
 import re
 from typing import NamedTuple
 
+from absl import logging
+
 from proteinbert import tokenization
 from proteinbert.data import uniref
 
@@ -89,3 +91,58 @@ def read_fasta(path: str) -> list[FastaRecord]:
 def odd_letters(seq: str) -> set[str]:
   """Letters of `seq` (upper-cased) that the vocabulary maps to <OTHER>."""
   return set(seq.upper()) - _VOCABULARY
+
+
+class KeyedRecords(NamedTuple):
+  """A FASTA file's records for an output keyed by ID (`read_keyed`).
+
+  Attributes:
+    records: the records with a sequence, in file order.
+    empty: IDs of the records without one.
+    odd_letters: ID -> the letters of its sequence read as <OTHER>.
+  """
+  records: list
+  empty: list
+  odd_letters: dict
+
+
+class JobSummary(NamedTuple):
+  """What a job over a FASTA file's records did (IDs of records in each case).
+
+  Attributes:
+    written: records processed in this run.
+    skipped_existing: records an earlier run had written.
+    empty: records without a sequence (skipped).
+    odd_letters: ID -> letters read as <OTHER>.
+  """
+  written: list
+  skipped_existing: list
+  empty: list
+  odd_letters: dict
+
+
+def read_keyed(path: str) -> KeyedRecords:
+  """`read_fasta` for outputs keyed by ID; warns of empty and odd records.
+
+  Raises:
+    ValueError: what `read_fasta` raises, or IDs that repeat (outputs are
+      keyed by ID).
+  """
+  records = read_fasta(path)
+  seen, duplicates = set(), []
+  for record in records:
+    if record.id in seen:
+      duplicates.append(record.id)
+    seen.add(record.id)
+  if duplicates:
+    raise ValueError(f'{path}: repeated IDs {duplicates[:10]}; outputs are '
+                     'keyed by ID.')
+  empty = [r.id for r in records if not r.seq]
+  odd = {r.id: ''.join(sorted(odd_letters(r.seq)))
+         for r in records if odd_letters(r.seq)}
+  if empty:
+    logging.warning('%d empty record(s) skipped: %s', len(empty), empty[:10])
+  if odd:
+    logging.warning('%d record(s) have letters outside the vocabulary, read as '
+                    '<OTHER>: %s', len(odd), dict(list(odd.items())[:10]))
+  return KeyedRecords([r for r in records if r.seq], empty, odd)

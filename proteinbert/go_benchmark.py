@@ -4,7 +4,8 @@ Predictions (gzip or plain), in either of two formats told apart by the first
 non-blank line:
 
 * TSV: the header `protein<TAB>go_id<TAB>score`, then a line per scored
-  (protein, GO term) pair.
+  (protein, GO term) pair. Further columns (named in the header, such as
+  experiments/predict_go.py's namespace and name) are allowed and ignored.
 * CAFA submission: whitespace-separated `protein GO:0005524 0.54` lines,
   with optional AUTHOR, MODEL, KEYWORDS and ACCURACY lines and a closing END
   line, which are skipped.
@@ -190,21 +191,26 @@ def read_predictions(path: str, ontology: ontology_lib.Ontology,
   pairs = others = 0
   how_counts = collections.Counter()
   form = None
+  columns = 3  # Of a TSV, from its header.
   for number, line in enumerate(uniref.read_lines(path), start=1):
     line = line.rstrip(b'\r')
     if not line.strip():
       continue
     if form is None:
-      form = 'tsv' if line == PREDICTIONS_HEADER.encode() else 'cafa'
+      header = line.split(b'\t')
+      form = 'tsv' if b'\t'.join(header[:3]) == (
+          PREDICTIONS_HEADER.encode()) else 'cafa'
       if form == 'tsv':
+        columns = len(header)
         continue
     fields = line.split(b'\t') if form == 'tsv' else line.split()
     if form == 'cafa' and fields[0] in _CAFA_KEYWORDS:
       continue
-    if len(fields) != 3 or not _GO_ID.fullmatch(fields[1]):
+    if len(fields) != columns or not _GO_ID.fullmatch(fields[1]):
       raise ValueError(
           f'{path}:{number}: expected "protein GO:ID score" (TSV after the '
-          f'header {PREDICTIONS_HEADER!r}, or a CAFA submission), found '
+          f'header {PREDICTIONS_HEADER!r}, as many fields as the header, or '
+          f'a CAFA submission), found '
           f'{line[:80].decode("utf-8", "replace")!r}.')
     try:
       score = float(fields[2])

@@ -19,6 +19,7 @@ gigabytes (a zip bomb). Damaged files raise `CorruptFileError`; files that are
 sound but do not fit the model raise ValueError; both name the file.
 """
 
+import hashlib
 import io
 import json
 import math
@@ -93,6 +94,14 @@ def param_shapes(config: ml_collections.ConfigDict) -> hk.Params:
   """The model's params tree of jax.ShapeDtypeStructs (nothing allocated)."""
   return jax.eval_shape(
       lambda: model_lib.init_params(config, jax.random.PRNGKey(0)))
+
+
+def fingerprint(params: hk.Params) -> str:
+  """A short digest of the parameter values (16 hex digits)."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(jax.device_get(params)):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()[:16]
 
 
 def _structure_problems(got: Mapping[str, tuple], want: Mapping[str, tuple]

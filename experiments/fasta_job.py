@@ -1,0 +1,34 @@
+"""What the binaries that run a model over a FASTA file share.
+
+Flags for reading and batching the proteins (`experiments/embed.py`,
+`experiments/predict_go.py`), and a progress bar on stderr.
+"""
+
+import sys
+import time
+from typing import Callable
+
+from absl import flags
+
+NORMALIZE_CASE = flags.DEFINE_bool(
+    'normalize_case', True, 'Read lower-case letters as residues (the '
+    'original tokenizer reads them as <OTHER>).')
+MAX_TOKENS = flags.DEFINE_integer('max_tokens', 16384,
+                                  'Tokens per model call (memory).')
+
+
+def progress_bar(unit: str = 'proteins') -> Callable[[int, int], None]:
+  """A `progress(done, total)` callback that redraws one line of stderr."""
+  start = time.perf_counter()
+
+  def show(done, total):
+    width = 30
+    filled = width * done // max(total, 1)
+    rate = done / max(time.perf_counter() - start, 1e-9)
+    sys.stderr.write(f'\r[{"#" * filled}{"." * (width - filled)}] '
+                     f'{done}/{total} {unit}, {rate:.1f}/s')
+    if done == total:
+      sys.stderr.write('\n')
+    sys.stderr.flush()
+
+  return show
