@@ -4,9 +4,10 @@ r"""Embeds the proteins of a FASTA file (the counterpart of esm-extract).
       --checkpoint=epoch_92400_sample_23500000.pkl --output=embeddings.h5 \
       --per_residue --mean_pooled --global_layers=-1 --local_layers=-1
 
-Writes per-protein global embeddings (and, on request, per-residue ones and
-their mean over residues) keyed by FASTA ID; the layout is in
-`proteinbert/embeddings.py`. Re-running skips the IDs already written.
+Writes per-protein global embeddings (and, on request, per-residue ones,
+their mean over residues and the global attention weights, `--attention`)
+keyed by FASTA ID; the layout is in `proteinbert/embeddings.py`. Re-running
+skips the IDs already written.
 """
 
 from absl import app
@@ -35,6 +36,9 @@ _PER_RESIDUE = flags.DEFINE_bool('per_residue', False,
 _MEAN_POOLED = flags.DEFINE_bool(
     'mean_pooled', False, 'Also write the per-residue embeddings\' mean over '
     'residues.')
+_ATTENTION = flags.DEFINE_bool(
+    'attention', False, 'Also write the global attention weights [num_blocks, '
+    'H, n + 2] over each protein\'s tokens (<START>, residues, <END>).')
 _MASK_PADDING = flags.DEFINE_bool(
     'mask_padding', None, 'Mask <PAD> positions so embeddings do not depend on '
     'the padded length; unset keeps the checkpoint\'s setting (off for the '
@@ -47,6 +51,7 @@ def main(argv):
       global_layers=tuple(map(int, _GLOBAL_LAYERS.value)) or None,
       local_layers=tuple(map(int, _LOCAL_LAYERS.value)) or None,
       per_residue=_PER_RESIDUE.value, mean_pooled=_MEAN_POOLED.value,
+      attention=_ATTENTION.value,
       normalize_case=fasta_job.NORMALIZE_CASE.value)
   model = embeddings.load_model(_CHECKPOINT.value, _MASK_PADDING.value)
   logging.info('Model: %s; options: %s', model.config, options)

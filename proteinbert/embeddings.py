@@ -12,6 +12,8 @@ What is embedded (`EmbeddingOptions`):
               `ModelOutput.local_hidden`; rows are residues only (<START>,
               <END> and padding dropped).
   local_mean  the mean of `local` over the residues (optional).
+  attention   the global attention weights of every block and head over the
+              protein's tokens (optional; `model.stacked_attention`).
 
 Proteins run in length buckets (64, 128, 256, ... tokens, the batch size
 keeping about `max_tokens` tokens per call), so short proteins are not padded
@@ -31,6 +33,11 @@ File layout of `embed_fasta` (HDF5):
   /proteins/<key>/global      float32 [D_global]
   /proteins/<key>/local       float32 [n, D_local]   (per_residue)
   /proteins/<key>/local_mean  float32 [D_local]      (mean_pooled)
+  /proteins/<key>/attention   float32 [num_blocks, H, n + 2]   (attention)
+                           over the tokens <START>, the n residues, <END>;
+                           each head's weights sum to 1 with mask_padding;
+                           without it (the published weights) the bucket's
+                           <PAD> positions took the rest.
 """
 
 import functools
@@ -68,23 +75,38 @@ class EmbeddingOptions(NamedTuple):
     mean_pooled: also return the per-residue embeddings' mean over residues.
     normalize_case: read lower-case letters as residues (FASTA soft-masking)
       rather than as <OTHER> (the original tokenizer's behaviour).
+    attention: also return the global attention weights.
   """
   global_layers: Optional[tuple] = None
   local_layers: Optional[tuple] = None
   per_residue: bool = False
   mean_pooled: bool = False
   normalize_case: bool = True
+  attention: bool = False
 
 
 class ProteinEmbedding(NamedTuple):
-  """One protein's embeddings (float32 numpy; None when not requested)."""
+  """One protein's embeddings (float32 numpy; None when not requested).
+
+  Attributes:
+    global_: [D_global].
+    local: [n, D_local], one row per residue.
+    local_mean: [D_local].
+    attention: [num_blocks, H, n + 2] global attention weights over
+      <START>, the residues and <END>.
+  """
   global_: np.ndarray
   local: Optional[np.ndarray]
   local_mean: Optional[np.ndarray]
+  attention: Optional[np.ndarray] = None
 
 
-def check_options(options: EmbeddingOptions, num_blocks: int) -> None:
-  """Raises ValueError for layer indices the model does not have."""
+def check_options(options: EmbeddingOptions,
+                  config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError for layers or attention the model does not have."""
+  if options.attention and not config.global_attention:
+    raise ValueError('attention: the model has no global attention.')
+  num_blocks = config.num_blocks
   for what, chosen, count in (('global', options.global_layers,
                                2 * num_blocks + 1),
                               ('local', options.local_layers, 2 * num_blocks)):
@@ -119,14 +141,15 @@ def embedding_fn(config: ml_collections.ConfigDict, options: EmbeddingOptions
   Returns:
     embed(tokens int [B, L], whole proteins with <START> and <END>) ->
     (global [B, D_global], local [B, L, D_local] or None, local_mean
-    [B, D_local] or None), float32.
+    [B, D_local] or None, attention [B, num_blocks, H, L] or None), float32.
   """
   forward = model_lib.forward_fn(config)
 
   def embed(tokens):
     annotations = jnp.zeros((tokens.shape[0], config.num_annotations),
                             jnp.float32)
-    global_, local = representations(forward(tokens, annotations), options)
+    output = forward(tokens, annotations)
+    global_, local = representations(output, options)
     # Residue i is token i + 1: <START>, <END> and <PAD> are left out.
     lengths = jnp.sum(tokens != tokenization.PAD, axis=-1) - (
         tokenization.ADDED_TOKENS_PER_SEQ)
@@ -138,7 +161,9 @@ def embedding_fn(config: ml_collections.ConfigDict, options: EmbeddingOptions
     # Per-residue rows are large (1,562 floats each at the published size):
     # they leave the device only when asked for.
     return (global_, local if options.per_residue else None,
-            local_mean if options.mean_pooled else None)
+            local_mean if options.mean_pooled else None,
+            model_lib.stacked_attention(output) if options.attention
+            else None)
 
   return embed
 
@@ -148,7 +173,7 @@ class Embedder:
 
   def __init__(self, model: inference.PretrainedModel,
                options: EmbeddingOptions = EmbeddingOptions()):
-    check_options(options, model.config.num_blocks)
+    check_options(options, model.config)
     self.model = model
     # Tuples: the options key the compiled model (`compiled.build`).
     self.options = options._replace(**{
@@ -177,13 +202,14 @@ class Embedder:
                            self.options).apply
     lengths = tokenization.tokenized_lengths(seqs) - (
         tokenization.ADDED_TOKENS_PER_SEQ)
-    for i, (global_, local, local_mean) in batching.run_bucketed(
+    for i, (global_, local, local_mean, attention) in batching.run_bucketed(
         functools.partial(embed, self.model.params, None), seqs,
         start_seq_len, max(max_tokens // start_seq_len, 1),
         self.options.normalize_case):
       yield i, ProteinEmbedding(
           global_, None if local is None else local[1:lengths[i] + 1],
-          local_mean)
+          local_mean, None if attention is None else attention[
+              ..., :lengths[i] + tokenization.ADDED_TOKENS_PER_SEQ])
 
 
 def embed_sequences(model: inference.PretrainedModel, seqs: Sequence[str],
@@ -304,7 +330,8 @@ def embed_fasta(fasta_path: str, model: inference.PretrainedModel,
       group = proteins.create_group(dataset_key(record.id))
       group.attrs.update(dict(id=record.id, length=len(record.seq),
                               sha1=_sha1(record.seq)))
-      for name, value in zip(('global', 'local', 'local_mean'), embedding):
+      for name, value in zip(('global', 'local', 'local_mean', 'attention'),
+                             embedding):
         if value is not None:
           group.create_dataset(name, data=value)
       group.attrs['done'] = True

@@ -5,6 +5,7 @@
     tokens = proteinbert.tokenize(seqs, seq_len=512)
     out = model.predict(tokens, annotations)    # annotations None = all zeros
     out.token_probs, out.annotation_probs, out.local_hidden, out.global_hidden
+    attention = model.global_attention(tokens)  # [B, blocks, heads, L]
 """
 
 import functools
@@ -73,6 +74,22 @@ def prediction_fn(config: ml_collections.ConfigDict, with_hidden: bool
     return Prediction(token_probs, annotation_probs, *hidden)
 
   return predict
+
+
+def attention_fn(config: ml_collections.ConfigDict
+                 ) -> Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]:
+  """The untransformed model with its global attention weights as output.
+
+  Args:
+    config: the model config.
+
+  Returns:
+    attend(tokens int [B, L], annotations [B, A]) -> float32 [B, num_blocks,
+    H, L] (`model.stacked_attention`).
+  """
+  forward = model_lib.forward_fn(config)
+  return lambda tokens, annotations: model_lib.stacked_attention(
+      forward(tokens, annotations))
 
 
 class PretrainedModel:
@@ -144,6 +161,27 @@ class PretrainedModel:
     return Prediction(*[
         None if field[0] is None else np.concatenate(field)
         for field in zip(*parts)])
+
+  def global_attention(self, tokens, annotations=None,
+                       batch_size: int = 32) -> np.ndarray:
+    """Where each block's global attention heads look in each protein.
+
+    Args:
+      tokens: int [B, L] from `proteinbert.tokenize`.
+      annotations: [B, A] 0/1 input annotations; None means none known.
+      batch_size: sequences per device call (as in `predict`).
+
+    Returns:
+      float32 [B, num_blocks, H, L]: per block and head, the softmax over
+      positions of the query (from the block's input global vector) against
+      the keys (from the residues); 0 at <PAD> with `mask_padding`
+      (`model.stacked_attention`).
+    """
+    tokens, annotations = self._checked_inputs(tokens, annotations)
+    attend = compiled.build(attention_fn, self.config).apply
+    return np.concatenate(list(batching.run_batches(
+        functools.partial(attend, self.params, None), [tokens, annotations],
+        batch_size, [tokenization.PAD, 0.0])))
 
   def forward(self, tokens, annotations=None) -> model_lib.ModelOutput:
     """One call of the model, with per-layer representations (ModelOutput)."""
