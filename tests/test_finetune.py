@@ -8,10 +8,13 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import transfer_table
 from experiments.configs import finetune as finetune_configs
+from proteinbert import inference
 from proteinbert import keras_weights
 from proteinbert import model as model_lib
 from proteinbert import params_io
+from proteinbert import tables
 from proteinbert.finetuning import benchmarks
 from proteinbert.finetuning import config as config_lib
 from proteinbert.finetuning import data as data_lib
@@ -330,3 +333,36 @@ def test_architecture_comes_from_the_checkpoint_runtime_keys_from_config(
           model_config.num_annotations) == (1, 16, 10)
   assert model_config.mask_padding
   assert 'protein_bert/block_1/local/dense' in params
+
+
+def test_small_variant_is_the_shipped_models_architecture():
+  """The transfer comparison's random-init arm trains what swissprot-small
+  is, so the two arms differ only in where the trunk starts."""
+  shipped = inference.load_pretrained('swissprot-small').config
+  for name in benchmarks.BENCHMARKS:
+    config = finetune_configs.get_config(f'{name},small')
+    assert config.model.to_dict() == shipped.to_dict(), name
+    assert config.train.seq_len <= 256 and config.train.final_epochs == 0
+
+
+def test_transfer_table_pairs_the_arms_with_the_paper(tmp_path):
+  arms = {}
+  for arm, scores in (('pre0', (0.9, 0.5)), ('pre1', (0.8, 0.7)),
+                      ('rand0', (0.6, 0.1))):
+    workdir = tmp_path / arm
+    workdir.mkdir()
+    tables.write_csv(str(workdir / 'results.csv'), [
+        {'task': 'signalP_binary', 'valid': scores[0]},
+        {'task': 'stability', 'valid': scores[1]}])
+    arms[arm] = str(workdir)
+  rows = transfer_table.transfer_rows(
+      transfer_table.read_scores([arms['pre0'], arms['pre1']]),
+      transfer_table.read_scores([arms['rand0']]))
+  assert [r['task'] for r in rows] == ['signalP_binary', 'stability']
+  assert rows[0]['pretrained'] == pytest.approx(0.85)
+  assert rows[0]['difference'] == pytest.approx(0.25)
+  assert rows[1]['pretrained (seeds)'] == '0.500 / 0.700'
+  assert (rows[0]['paper pretrained'], rows[0]['paper no pretraining']) == (
+      0.996, 0.991)
+  with pytest.raises(ValueError, match='no results.csv'):
+    transfer_table.read_scores([str(tmp_path)])
