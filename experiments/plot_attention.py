@@ -72,7 +72,7 @@ def plot(weights: np.ndarray, seq: str, title: str = '') -> figure.Figure:
     raise ValueError(f'weights cover {length} positions; a protein of '
                      f'{len(seq)} residues has {len(labels)} tokens.')
   step = math.ceil(length / _MAX_LABELS)
-  ticks = sorted(set(range(0, length, step)) | {length - 1})
+  ticks = [*range(0, length - step, step), length - 1]
   fig = figure.Figure(figsize=(min(max(6.0, 2.0 + 0.12 * len(ticks)), 30.0),
                                1.0 + num_blocks * (0.8 + 0.25 * num_heads)))
   axes = fig.subplots(num_blocks, 1, sharex=True, squeeze=False)[:, 0]
@@ -89,7 +89,7 @@ def plot(weights: np.ndarray, seq: str, title: str = '') -> figure.Figure:
       [labels[t] if step == 1 or t in (0, length - 1) else f'{labels[t]}{t}'
        for t in ticks], rotation=90, fontsize=6)
   axes[-1].set_xlabel('position' if step == 1 else
-                      f'position (every {step}th labelled, with its index)')
+                      f'position (labelled every {step}, with its index)')
   if title:
     axes[0].set_title(title, fontsize=9)
   fig.tight_layout()
