@@ -38,7 +38,9 @@ _MEAN_POOLED = flags.DEFINE_bool(
     'residues.')
 _ATTENTION = flags.DEFINE_bool(
     'attention', False, 'Also write the global attention weights [num_blocks, '
-    'H, n + 2] over each protein\'s tokens (<START>, residues, <END>).')
+    'H, n + 2] over each protein\'s tokens (<START>, residues, <END>); use '
+    'with --mask_padding, or <PAD> takes a share that depends on the length '
+    'bucket.')
 _MASK_PADDING = flags.DEFINE_bool(
     'mask_padding', None, 'Mask <PAD> positions so embeddings do not depend on '
     'the padded length; unset keeps the checkpoint\'s setting (off for the '
@@ -55,6 +57,9 @@ def main(argv):
       normalize_case=fasta_job.NORMALIZE_CASE.value)
   model = embeddings.load_model(_CHECKPOINT.value, _MASK_PADDING.value)
   logging.info('Model: %s; options: %s', model.config, options)
+  if options.attention and not model.config.mask_padding:
+    logging.warning('--attention without --mask_padding: each protein\'s '
+                    'weights leave a share to its bucket\'s <PAD> positions.')
   summary = embeddings.embed_fasta(_FASTA.value, model, _OUTPUT.value,
                                    options, fasta_job.MAX_TOKENS.value,
                                    fasta_job.progress_bar())
