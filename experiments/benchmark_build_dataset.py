@@ -5,7 +5,7 @@ r"""Benchmarks the dataset builder against the original two-step pipeline.
 
 For each size, writes a synthetic release in the real formats (uniref90.xml.gz
 with one member per entry, uniref90.fasta, go.obo; see
-proteinbert/data/synthetic.py), then runs, each in a fresh process:
+experiments/synthetic.py), then runs, each in a fresh process:
 
 * ours: `python -m experiments.build_dataset`;
 * the original (with --original_python, an interpreter that has
@@ -37,8 +37,8 @@ from absl import flags
 import h5py
 import numpy as np
 
+from experiments import synthetic
 from proteinbert.data import dataset as dataset_lib
-from proteinbert.data import synthetic
 
 _SIZES = flags.DEFINE_list('sizes', ['20000', '80000'],
                            'Entries per synthetic release.')

@@ -19,10 +19,10 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from experiments import in_memory
 from proteinbert import config as config_lib
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
-from proteinbert.data import in_memory
 from proteinbert.data import loader as loader_lib
 
 _NUM_PROTEINS = flags.DEFINE_integer(

@@ -24,6 +24,7 @@ from proteinbert.data import build
 from proteinbert.data import dataset
 from proteinbert.data import sources
 from proteinbert.data import uniref
+from proteinbert.data.builder import summary
 
 _CORPUS_DIR = flags.DEFINE_string(
     'corpus_dir', None, 'Directory with train.fasta.gz, '
@@ -76,7 +77,7 @@ def draw_corpus(corpus_dir: str, work_dir: str, num_proteins: int,
 
 def make_demo_dataset(corpus_dir: str, output: str, work_dir: str,
                       num_proteins: int, min_annotation_count: int,
-                      seed: int) -> build.BuildSummary:
+                      seed: int) -> summary.BuildSummary:
   """Draws the demo proteins to `work_dir` and builds `output` from them."""
   fasta, table = draw_corpus(corpus_dir, work_dir, num_proteins, seed)
   return build.build_dataset(

@@ -15,8 +15,8 @@ The ontology, in file order (its index is the original's term index):
 import os
 from typing import Dict, Sequence
 
+from experiments import synthetic
 from proteinbert.data import ontology
-from proteinbert.data import synthetic
 from proteinbert.data import uniref
 
 Term = ontology.Term

@@ -2,11 +2,11 @@
 
 import numpy as np
 
+from experiments import in_memory
 from proteinbert import config as config_lib
 from proteinbert import tokenization
 from proteinbert.data import batch as batch_lib
 from proteinbert.data import chunk as chunk_lib
-from proteinbert.data import in_memory
 
 NUM_ANNOTATIONS = 12
 

@@ -9,14 +9,16 @@ import sys
 import numpy as np
 import pytest
 
+from experiments import synthetic
 from proteinbert import config as config_lib
 from proteinbert.data import annotation_table
 from proteinbert.data import build
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import loader as loader_lib
 from proteinbert.data import ontology as ontology_lib
-from proteinbert.data import synthetic
 from proteinbert.data import uniref
+from proteinbert.data.builder import order as order_lib
+from proteinbert.data.builder import scratch
 from tests import synthetic_release
 from tests import test_annotation_table
 
@@ -175,7 +177,7 @@ def test_shuffle_buckets_and_workers(tmp_path, monkeypatch):
                        num_workers=2)
   _, parallel = _build(tmp_path, entries, 'parallel.h5', num_workers=2)
   # Two key ranges, each too big for a bucket and split again.
-  monkeypatch.setattr(build, '_MAX_RANGES', 2)
+  monkeypatch.setattr(order_lib, 'MAX_RANGES', 2)
   _, resplit = _build(tmp_path, entries, 'resplit.h5', bucket_size=40)
   paths = {'whole': whole, 'bucketed': bucketed, 'parallel': parallel,
            'resplit': resplit}
@@ -375,13 +377,12 @@ def test_compat_mode_matches_the_original_package(tmp_path):
 
 
 def test_scratch_parts_are_freed_as_they_are_read(tmp_path):
-  # pylint: disable=protected-access
-  scratch = build._BlockFile(str(tmp_path / 'staging'), part_bytes=1)
-  records, _ = build._BlockBuilder().take()  # Empty.
+  staging = scratch.BlockFile(str(tmp_path / 'staging'), part_bytes=1)
+  records = dataset_lib.Records.concatenate([])  # Empty.
   for i in range(3):
-    scratch.append(records, np.array([i]))
+    staging.append(records, np.array([i]))
   assert len(os.listdir(tmp_path)) == 3
-  drained = build._drain(scratch.parts)
+  drained = scratch.drain(staging.parts)
   assert next(drained)[1] == [0]
   assert len(os.listdir(tmp_path)) == 3  # The part being read stays.
   assert [keys[0] for _, keys in drained] == [1, 2]
@@ -557,7 +558,7 @@ def test_fasta_route_order(tmp_path, monkeypatch):
   # The order hashes IDs, not positions: the FASTA's order does not matter.
   _, reversed_ = _fasta_build(tmp_path, ''.join(reversed(records)), table,
                               'reversed.h5')
-  monkeypatch.setattr(build, '_MAX_RANGES', 2)  # Ranges split again.
+  monkeypatch.setattr(order_lib, 'MAX_RANGES', 2)  # Ranges split again.
   _, resplit = _fasta_build(tmp_path, fasta, table, 'resplit.h5',
                             bucket_size=40)
   _, reseeded = _fasta_build(tmp_path, fasta, table, 'reseeded.h5', seed=1)

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from experiments import in_memory
 from proteinbert import config as config_lib
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
-from proteinbert.data import in_memory
 from proteinbert.data import loader as loader_lib
 from tests import helpers
 

@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
+from experiments import synthetic
 from proteinbert.data import ontology as ontology_lib
-from proteinbert.data import synthetic
 from tests import synthetic_release
 
 Resolution = ontology_lib.Resolution

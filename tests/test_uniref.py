@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from proteinbert.data import synthetic
+from experiments import synthetic
 from proteinbert.data import uniref
 from tests import synthetic_release
 

@@ -92,10 +92,9 @@ class XmlSource:
                   'representative IDs (e.g. TITIN_HUMAN, UPI...)')
   duplicate_error = None
 
-  def __init__(self, path: str, compat: bool):
+  def __init__(self, path: str):
     self.path = path
     self._reader = uniref.UniRefReader(path)
-    self._compat = compat
 
   @property
   def fraction_read(self) -> float:
@@ -115,15 +114,13 @@ class XmlSource:
       return 0.0
     return first.data.count(b'<entry') / max(self.fraction_read, 1e-9)
 
-  def test_names(self, entry: uniref.UniRefEntry) -> List[str]:
+  @staticmethod
+  def test_names(entry: uniref.UniRefEntry) -> List[str]:
     """The names under which `entry` may appear in the test-ID file.
 
     Its cluster ID ('UniRef90_Q8WZ42'), that ID's accession ('Q8WZ42') and
-    its representative's ID ('TITIN_HUMAN', 'UPI...'); compatibility mode
-    matches only the representative's ID, as the original does.
+    its representative's ID ('TITIN_HUMAN', 'UPI...').
     """
-    if self._compat:
-      return [entry.protein_id]
     return [entry.protein_id, entry.entry_id, entry.entry_id.partition('_')[2]]
 
   def metadata(self) -> Dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Synthetic releases in the real file formats, for tests, benchmarks, demos.
+"""Synthetic releases in the real file formats, for tests and benchmarks.
 
 `write_obo`, `write_uniref_xml` and `write_fasta` write given terms and
 entries as `go-basic.obo`, `uniref90.xml[.gz]` and `uniref90.fasta[.gz]` do

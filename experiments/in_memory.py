@@ -1,4 +1,4 @@
-"""A dataset held in memory, for tests, benchmarks and small experiments."""
+"""A dataset held in memory, for tests and benchmarks."""
 
 import numpy as np
 
