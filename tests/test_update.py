@@ -50,7 +50,8 @@ def test_plateau_reduces_learning_rate_to_the_floor():
     for _ in range(3):
       _, opt_state = optimizer.update({'w': jnp.ones(3)}, opt_state, params,
                                       value=jnp.asarray(1.0))
-    rates.append(optimizer_lib.learning_rate(opt_state, config))
+    rates.append(config.learning_rate
+                 * float(optimizer_lib.plateau_scale(opt_state)))
   # Epoch 1 sets the best value; every 2 epochs without improvement halve it.
   np.testing.assert_allclose(
       rates, [2e-4, 2e-4, 1e-4, 1e-4, 5e-5, 5e-5, 5e-5, 5e-5, 5e-5, 5e-5])

@@ -8,7 +8,8 @@ A checkpoint is one .npz file, `ckpt_<step>.npz`, holding
   `train_state/<path>`   the rest of the TrainState (optimizer state, loss
                          scale, rng, step), keyed by pytree path;
   `loader/<name>`        the data loader's state after the last batch trained;
-  `__checkpoint__`       JSON: step, epoch, the full experiment config.
+  `__checkpoint__`       JSON: step, epoch, the experiment config but its model
+                         section (that is the parameter file's model config).
 Restoring checks every key, shape and dtype against a freshly initialised
 state, so a checkpoint of another architecture or optimizer fails loudly; the
 checks read the entries' headers, so nothing is decompressed before they

@@ -38,17 +38,21 @@ def open_pretraining_dataset(config: ml_collections.ConfigDict):
   return dataset_lib.open_dataset(path)
 
 
-def model_config_for(config: ml_collections.ConfigDict,
-                     num_annotations: int) -> ml_collections.ConfigDict:
-  """The model config with the dataset's annotation vocabulary size."""
-  model_config = copy.deepcopy(config.model)
-  if model_config.num_annotations != num_annotations:
-    logging.info('Dataset has %d annotations; model.num_annotations %d -> %d.',
-                 num_annotations, model_config.num_annotations,
-                 num_annotations)
-    with model_config.unlocked():
-      model_config.num_annotations = num_annotations
-  return model_config
+def resolve_annotations(config: ml_collections.ConfigDict,
+                        num_annotations: int) -> ml_collections.ConfigDict:
+  """A copy of `config` whose model has the dataset's annotation vocabulary.
+
+  The annotation layers' size is the dataset's, whatever the config says;
+  the copy is what config.json and checkpoints store, so no stored config
+  disagrees with the model.
+  """
+  if config.model.num_annotations != num_annotations:
+    logging.warning('The dataset has %d annotations: model.num_annotations '
+                    '%d -> %d.', num_annotations, config.model.num_annotations,
+                    num_annotations)
+  config = copy.deepcopy(config)
+  config.model.num_annotations = num_annotations
+  return config
 
 
 def heldout_indices(dataset, num_proteins: int) -> np.ndarray:
@@ -58,11 +62,14 @@ def heldout_indices(dataset, num_proteins: int) -> np.ndarray:
 
 
 class _Throughput:
-  """Samples, tokens and seconds since the last report, per episode."""
+  """Samples and tokens per second of update steps since the last report.
+
+  Steps that compile and time spent evaluating or checkpointing are left
+  out: the caller resets the clock after them.
+  """
 
   def __init__(self):
     self.reset()
-    self.seconds_per_episode = {}
 
   def reset(self):
     self.samples, self.tokens = 0, 0
@@ -72,19 +79,42 @@ class _Throughput:
     self.samples += batch.tokens.shape[0]
     self.tokens += batch.tokens.size
 
-  def report(self, seq_len: int, process_count: int) -> dict:
-    seconds = time.perf_counter() - self.since
-    self.seconds_per_episode[seq_len] = (
-        self.seconds_per_episode.get(seq_len, 0.0) + seconds)
-    out = {
-        'samples_per_s': self.samples * process_count / seconds,
-        'tokens_per_s': self.tokens * process_count / seconds,
-        'episode_seq_len': seq_len,
-    }
-    out.update({f'episode_seconds/{k}': v
-                for k, v in self.seconds_per_episode.items()})
-    self.reset()
-    return out
+  def report(self, process_count: int) -> dict:
+    seconds = max(time.perf_counter() - self.since, 1e-9)
+    return {'samples_per_s': self.samples * process_count / seconds,
+            'tokens_per_s': self.tokens * process_count / seconds}
+
+
+class _Cadence:
+  """When the loop logs, checkpoints and evaluates: predicates of the step.
+
+  Every cadence counts update steps from the start of the run (resumes
+  included), so a resumed run keeps the same schedule.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, stop: int):
+    epoch = config.data.batches_per_epoch
+    self._log = config.train.log_every_steps
+    self._checkpoint = epoch * config.checkpoint.every_epochs
+    self._eval = epoch * config.eval.every_epochs
+    self._stop = stop
+
+  def checkpoint(self, step: int) -> bool:
+    return step % self._checkpoint == 0
+
+  def evaluate(self, step: int) -> bool:
+    return self._eval > 0 and step % self._eval == 0
+
+  def log(self, step: int) -> bool:
+    """Also at every checkpoint and at the last step, so that what is saved
+    has been logged."""
+    return (step % self._log == 0 or self.checkpoint(step)
+            or step == self._stop)
+
+  def kept(self, step: int, keep_every: int) -> bool:
+    """Whether a periodic checkpoint of `step` survives pruning."""
+    return (self.checkpoint(step)
+            and (step // self._checkpoint) % keep_every == 0)
 
 
 def _mean_metrics(history: list) -> dict:
@@ -122,7 +152,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
   is_chief = process_index == 0
   ckpt_dir = os.path.join(workdir, 'checkpoints')
   dataset = open_pretraining_dataset(config)
-  model_config = model_config_for(config, dataset.num_annotations)
+  config = resolve_annotations(config, dataset.num_annotations)
+  model_config = config.model
   batches_per_epoch = config.data.batches_per_epoch
   optimizer = optimizer_lib.make_optimizer(config.train, batches_per_epoch)
   state = state_lib.init_state(model_config, config.train, optimizer,
@@ -155,22 +186,26 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
       evaluation.corpus_frequencies(dataset) if eval_indices.size else None,
       config.data.seq_noise_prob)
 
+  step = int(distributed.to_host(state.step))
+  total = config.train.num_steps
+  stop = total if max_steps is None else min(
+      total if total >= 0 else np.inf, step + max_steps)
+  cadence = _Cadence(config, stop)
+
   def save(state, loader_state):
     if is_chief:
       path = checkpoint.save(
           ckpt_dir, state, loader_state, model_config,
+          # The model config is stored once, as the parameter file's.
           {'epoch': int(state.step) // batches_per_epoch,
-           'config': json.loads(config.to_json_best_effort())},
+           'config': {k: v for k, v in json.loads(
+               config.to_json_best_effort()).items() if k != 'model'}},
           dataset.vocabulary if dataset.num_annotations else None)
-      save_every = batches_per_epoch * config.checkpoint.every_epochs
-      checkpoint.prune(ckpt_dir, lambda step: (
-          step % save_every == 0
-          and (step // save_every) % config.checkpoint.keep_every == 0))
+      checkpoint.prune(ckpt_dir, lambda step: cadence.kept(
+          step, config.checkpoint.keep_every))
       logging.info('Saved %s.', path)
 
   def run_eval(state):
-    if not eval_indices.size:
-      return {}
     params = jax.tree_util.tree_map(lambda x: x.addressable_data(0),
                                     state.params)
     batches = batch_lib.heldout_batches(
@@ -178,60 +213,53 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
         config.data, seed=config.data.seed, reveal_test_annotations=True)
     return evaluation.evaluate(eval_step, params, batches)
 
-  step = int(distributed.to_host(state.step))
-  total = config.train.num_steps
-  stop = total if max_steps is None else min(
-      total if total >= 0 else np.inf, step + max_steps)
-  history, throughput, compile_seconds = [], _Throughput(), {}
+  def log(state, history):
+    record = _mean_metrics(history)
+    if not np.isfinite(record['loss']):
+      raise FloatingPointError(
+          f'Loss is {record["loss"]} by step {step}; stopping. The last '
+          f'good checkpoint is {checkpoint.latest(ckpt_dir)}.')
+    # Only the plateau scale leaves the device, not the optimizer moments.
+    record['learning_rate'] = config.train.learning_rate * float(
+        distributed.to_host(optimizer_lib.plateau_scale(state.opt_state)))
+    record.update(throughput.report(process_count))
+    if writer:
+      writer.write(step, record)
+    logging.info('step %d: loss %.4f token_loss %.4f (%.1f samples/s)',
+                 step, record['loss'], record['token_loss'],
+                 record['samples_per_s'])
+
+  history, throughput, compiled_lengths = [], _Throughput(), set()
   last_loader_state = loader_state
   try:
     with loader.prefetch() as batches:
       while stop < 0 or step < stop:
         batch, last_loader_state = next(batches)
         seq_len = batch.tokens.shape[1]
-        if seq_len not in compile_seconds:
-          # The first step of an episode length compiles; keep that time
-          # out of the throughput figures.
-          started = time.perf_counter()
-          state, metrics = update(state, distributed.shard_batch(batch, mesh))
-          jax.block_until_ready(metrics)
-          compile_seconds[seq_len] = time.perf_counter() - started
-          logging.info('Compiled the step for seq_len %d in %.1f s.', seq_len,
-                       compile_seconds[seq_len])
-          throughput.reset()
-        else:
-          state, metrics = update(state, distributed.shard_batch(batch, mesh))
+        state, metrics = update(state, distributed.shard_batch(batch, mesh))
+        if seq_len in compiled_lengths:
           throughput.add(batch)
+        else:
+          # The first step of an episode length compiles; keep its time out
+          # of the throughput figures.
+          started = time.perf_counter()
+          jax.block_until_ready(metrics)
+          logging.info('Compiled and ran the step for seq_len %d in %.1f s.',
+                       seq_len, time.perf_counter() - started)
+          compiled_lengths.add(seq_len)
+          throughput.reset()
         history.append(metrics)
         step += 1
-        epoch_end = step % batches_per_epoch == 0
-        checkpoint_due = epoch_end and (
-            step // batches_per_epoch) % config.checkpoint.every_epochs == 0
-        if step % config.train.log_every_steps == 0 or checkpoint_due or (
-            step == stop):
-          record = _mean_metrics(history)
+        if cadence.log(step):
+          log(state, history)
           history = []
-          if not np.isfinite(record['loss']):
-            raise FloatingPointError(
-                f'Loss is {record["loss"]} by step {step}; stopping. The last '
-                f'good checkpoint is {checkpoint.latest(ckpt_dir)}.')
-          record['learning_rate'] = optimizer_lib.learning_rate(
-              distributed.to_host(state.opt_state), config.train)
-          record.update(throughput.report(seq_len, process_count))
-          record.update({f'compile_seconds/{k}': v
-                         for k, v in compile_seconds.items()})
-          if writer:
-            writer.write(step, record)
-          logging.info('step %d: loss %.4f token_loss %.4f (%.1f samples/s)',
-                       step, record['loss'], record['token_loss'],
-                       record['samples_per_s'])
-        if checkpoint_due:
+        if cadence.checkpoint(step):
           save(state, last_loader_state)
-        if epoch_end and config.eval.every_epochs and (
-            step // batches_per_epoch) % config.eval.every_epochs == 0:
+        if cadence.evaluate(step) and eval_indices.size:
           heldout = run_eval(state)
-          if writer and heldout:
+          if writer:
             writer.write(step, heldout)
+        if cadence.log(step) or cadence.evaluate(step):
           throughput.reset()
     if last_loader_state is not None and (
         checkpoint.latest(ckpt_dir) != checkpoint.path_for(ckpt_dir, step)):

@@ -41,11 +41,10 @@ def make_optimizer(
   return optax.chain(*parts)
 
 
-def learning_rate(opt_state: optax.OptState,
-                  config: ml_collections.ConfigDict) -> float:
-  """The current learning rate: the base rate times the plateau scale."""
-  scale = 1.0
+def plateau_scale(opt_state: optax.OptState):
+  """The plateau rule's factor on the learning rate: its scalar array in
+  `opt_state` (on device, nothing else copied), or 1.0 without the rule."""
   for inner in opt_state:
     if isinstance(inner, optax.contrib.ReduceLROnPlateauState):
-      scale = float(inner.scale)
-  return config.learning_rate * scale
+      return inner.scale
+  return 1.0
