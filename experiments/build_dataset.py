@@ -19,6 +19,7 @@ dense layout. See proteinbert/data/build.py and sources.py.
 """
 
 import json
+import os
 
 from absl import app
 from absl import flags
@@ -89,6 +90,20 @@ def _one_route(values):
                    values['annotations'], values['go_obo'], values['compat'])
   except ValueError as e:
     raise flags.ValidationError(str(e)) from None
+  return True
+
+
+_INPUTS = ('uniref_xml', 'fasta', 'annotations', 'go_obo', 'test_ids')
+
+
+@flags.multi_flags_validator(('output',) + _INPUTS)
+def _output_is_no_input(values):
+  """--overwrite must never replace an input."""
+  for name in _INPUTS:
+    if values[name] and os.path.exists(values[name]) and os.path.exists(
+        values['output']) and os.path.samefile(values[name], values['output']):
+      raise flags.ValidationError(f'--output is the input --{name} '
+                                  f'({values[name]}); choose another file.')
   return True
 
 

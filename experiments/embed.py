@@ -6,8 +6,11 @@ r"""Embeds the proteins of a FASTA file (the counterpart of esm-extract).
 
 Writes per-protein global embeddings (and, on request, per-residue ones,
 their mean over residues and the global attention weights, `--attention`)
-keyed by FASTA ID; the layout is in `proteinbert/embeddings.py`. Re-running
-skips the IDs already written.
+keyed by FASTA ID; the layout is in `proteinbert/embeddings.py`. The output
+is written once every protein is done; `<output>.journal` beside it keeps the
+proteins done so far, so a run stopped by any signal (SIGTERM and SIGINT
+stop it cleanly; SIGKILL loses at most one protein) resumes when re-run, and
+a re-run skips the IDs already written.
 """
 
 from absl import app
@@ -22,8 +25,9 @@ _FASTA = flags.DEFINE_string('fasta', None, 'Input FASTA (plain or gzip).',
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', None, 'Official pickle, our .npz or a pretraining '
     'checkpoint.', required=True)
-_OUTPUT = flags.DEFINE_string('output', None, 'Output HDF5 file (created or '
-                              'resumed).', required=True)
+_OUTPUT = flags.DEFINE_string(
+    'output', None, 'Output HDF5 file, written once complete; its journal '
+    '<output>.journal lets an interrupted run resume.', required=True)
 _GLOBAL_LAYERS = flags.DEFINE_list(
     'global_layers', [], 'Indices into the global hidden layers (0: the '
     'annotation input, then two per block; -1: the last); empty: the '
@@ -47,8 +51,23 @@ _MASK_PADDING = flags.DEFINE_bool(
     'official weights, as in the original).')
 
 
+def _is_int(text: str) -> bool:
+  try:
+    int(text)
+  except ValueError:
+    return False
+  return True
+
+
+for _flag in (_GLOBAL_LAYERS, _LOCAL_LAYERS):
+  flags.register_validator(
+      _flag.name, lambda values: all(_is_int(v) for v in values),
+      f'--{_flag.name}: expected integers separated by commas.')
+
+
 def main(argv):
   del argv
+  fasta_job.interrupt_on_sigterm()
   options = embeddings.EmbeddingOptions(
       global_layers=tuple(map(int, _GLOBAL_LAYERS.value)) or None,
       local_layers=tuple(map(int, _LOCAL_LAYERS.value)) or None,

@@ -1,9 +1,11 @@
 """What the binaries that run a model over a FASTA file share.
 
 Flags for reading and batching the proteins (`experiments/embed.py`,
-`experiments/predict_go.py`), and a progress bar on stderr.
+`experiments/predict_go.py`), SIGTERM handled as Ctrl-C, and a progress bar
+on stderr.
 """
 
+import signal
 import sys
 import time
 from typing import Callable
@@ -14,7 +16,23 @@ NORMALIZE_CASE = flags.DEFINE_bool(
     'normalize_case', True, 'Read lower-case letters as residues (the '
     'original tokenizer reads them as <OTHER>).')
 MAX_TOKENS = flags.DEFINE_integer('max_tokens', 16384,
-                                  'Tokens per model call (memory).')
+                                  'Tokens per model call (memory).',
+                                  lower_bound=1)
+
+
+def interrupt_on_sigterm() -> None:
+  """Makes SIGTERM (`timeout`, batch schedulers) stop the job as Ctrl-C does.
+
+  A KeyboardInterrupt unwinds the job, so a half-written output's temporary
+  file is removed; the journal keeps every protein done (`proteinbert.journal`
+  survives SIGKILL as well), and a re-run resumes.
+  """
+
+  def interrupt(signum, frame):
+    del frame
+    raise KeyboardInterrupt(f'signal {signum}')
+
+  signal.signal(signal.SIGTERM, interrupt)
 
 
 def progress_bar(unit: str = 'proteins') -> Callable[[int, int], None]:

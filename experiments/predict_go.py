@@ -64,6 +64,7 @@ _CAFA_KEYWORDS = flags.DEFINE_string('cafa_keywords', _DEFAULTS.keywords,
 
 def main(argv):
   del argv
+  fasta_job.interrupt_on_sigterm()
   model = inference.load_pretrained(_CHECKPOINT.value)
   ontology = ontology_lib.Ontology.from_obo(_GO_OBO.value)
   if _GO_VOCABULARY.value:

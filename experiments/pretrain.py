@@ -13,6 +13,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from experiments import malloc_tunables
+from proteinbert import config as config_lib
 from proteinbert.training import distributed
 from proteinbert.training import loop
 
@@ -35,6 +36,7 @@ _PROCESS_ID = flags.DEFINE_integer(
 
 def main(argv):
   del argv
+  config_lib.validate(_CONFIG.value)  # Before anything is loaded.
   malloc_tunables.reexec(__spec__.name)
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
                          _PROCESS_ID.value)

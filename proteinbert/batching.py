@@ -75,6 +75,18 @@ def length_buckets(seqs: Sequence[str], start_seq_len: int = 512,
   return buckets
 
 
+def batch_size_for_tokens(max_tokens: int, start_seq_len: int) -> int:
+  """The batch size at start_seq_len that keeps about max_tokens tokens per
+  call (at least one protein).
+
+  Raises:
+    ValueError: max_tokens is not positive.
+  """
+  if max_tokens < 1:
+    raise ValueError(f'max_tokens must be positive, got {max_tokens}.')
+  return max(max_tokens // start_seq_len, 1)
+
+
 def batch_slices(num: int, batch_size: int) -> Iterator[slice]:
   """Consecutive slices of at most batch_size covering range(num)."""
   for start in range(0, num, batch_size):

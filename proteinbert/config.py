@@ -210,6 +210,93 @@ def get_eval_config() -> ml_collections.ConfigDict:
   return config
 
 
+def _problems(section: str, config: ml_collections.ConfigDict,
+              rules: dict) -> list[str]:
+  """`section.key: why` for each key of `config` whose rule fails."""
+  return [f'{section}.{key} {why}, got {config[key]!r}'
+          for key, (holds, why) in rules.items() if not holds(config[key])]
+
+
+def _positive(x) -> bool:
+  return x > 0 and not isinstance(x, bool)
+
+
+def _probability(x) -> bool:
+  return 0 <= x <= 1
+
+
+def _episodes_problems(episodes) -> list[str]:
+  """Each (seq_len, batch_size): an int length with room for a residue and
+  a positive int batch size."""
+  try:
+    pairs = [tuple(e) for e in episodes]
+  except TypeError:
+    pairs = [()]
+  if not pairs or any(
+      len(p) != 2 or not all(isinstance(v, int) for v in p)
+      or p[0] < 3 or p[1] < 1 for p in pairs):
+    return ['data.episodes must be (seq_len >= 3, batch_size >= 1) pairs of '
+            f'ints, got {episodes!r}']
+  return []
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError listing every impossible value of a pretraining
+  config (`get_config()`), before any work starts.
+
+  Catches what would otherwise fail late or silently: a batch size of zero
+  or below (a NaN loss), zero batches per epoch, log_every_steps=0 (a
+  division by zero after compiling), probabilities outside [0, 1], ...
+  """
+  validate_model_config(config.model)
+  data, train = config.data, config.train
+  problems = _episodes_problems(data.episodes)
+  problems += _problems('data', data, {
+      'batches_per_epoch': (_positive, 'must be positive'),
+      'seq_noise_prob': (_probability, 'must be in [0, 1]'),
+      'annotation_removal_prob': (_probability, 'must be in [0, 1]'),
+      'annotation_addition_prob': (_probability, 'must be in [0, 1]'),
+      'annotation_hide_prob': (_probability, 'must be in [0, 1]'),
+      'length_gamma': (lambda x: x >= 0, 'must be 0 or more'),
+      'load_chunk_size': (_positive, 'must be positive'),
+      'episode_switch': (lambda x: x in ('steps', 'wall_clock'),
+                         "must be 'steps' or 'wall_clock'"),
+      'epochs_per_episode': (_positive, 'must be positive'),
+      'minutes_per_episode': (_positive, 'must be positive'),
+      'prefetch_depth': (_positive, 'must be positive'),
+  })
+  problems += _problems('train', train, {
+      'num_steps': (lambda x: x >= -1, 'must be -1 (no limit) or more'),
+      'learning_rate': (lambda x: 0 < x < math.inf, 'must be positive'),
+      'weight_decay': (lambda x: 0 <= x < math.inf, 'must be 0 or more'),
+      'grad_clip_norm': (lambda x: 0 <= x < math.inf, 'must be 0 or more'),
+      'annotation_loss_weight': (lambda x: 0 <= x < math.inf,
+                                 'must be 0 or more'),
+      'initial_loss_scale': (lambda x: 0 < x < math.inf, 'must be positive'),
+      'log_every_steps': (_positive, 'must be positive'),
+  })
+  problems += _problems('train.plateau', train.plateau, {
+      'factor': (lambda x: 0 < x <= 1, 'must be in (0, 1]'),
+      'patience_epochs': (lambda x: x >= 0, 'must be 0 or more'),
+      'min_delta': (lambda x: 0 <= x < math.inf, 'must be 0 or more'),
+      'min_learning_rate': (lambda x: 0 <= x < math.inf,
+                            'must be 0 or more'),
+  })
+  problems += _problems('checkpoint', config.checkpoint, {
+      'every_epochs': (_positive, 'must be positive'),
+      'keep_every': (_positive, 'must be positive'),
+  })
+  problems += _problems('eval', config.eval, {
+      'every_epochs': (lambda x: x >= 0, 'must be 0 (off) or more'),
+      'num_proteins': (lambda x: x >= 0, 'must be 0 or more'),
+      'seq_len': (lambda x: x >= 3, 'must be 3 or more'),
+      'batch_size': (_positive, 'must be positive'),
+  })
+  if problems:
+    raise ValueError('Invalid pretraining config: ' + '; '.join(problems)
+                     + '.')
+
+
 def get_config() -> ml_collections.ConfigDict:
   """The full default configuration, locked."""
   config = ml_collections.ConfigDict()

@@ -24,12 +24,15 @@ either. The published weights were trained with mask_padding=False (the
 original's behaviour, and the default for them), under which the padding
 length shifts embeddings slightly (as in the original when seq_len changes).
 
-File layout of `embed_fasta` (HDF5):
+File layout of `embed_fasta` (HDF5, written whole once every record is in;
+`<output>.journal` beside it holds the work in progress):
   /                        attrs: settings (JSON: options, model config,
-                           parameter fingerprint), complete (bool)
+                           parameter fingerprint), complete (True)
   /proteins/<key>          one group per FASTA record; <key> is the ID with
-                           '%' and '/' percent-escaped (`dataset_key`);
-                           attrs: id, length, sha1 (of the sequence), done
+                           '%' and '/' percent-escaped, and '.' as '%2E'
+                           (`dataset_key`); attrs: id, length, sha1 (of the
+                           sequence), done (True; files of earlier versions,
+                           written in place, could hold unfinished groups)
   /proteins/<key>/global      float32 [D_global]
   /proteins/<key>/local       float32 [n, D_local]   (per_residue)
   /proteins/<key>/local_mean  float32 [D_local]      (mean_pooled)
@@ -42,6 +45,7 @@ File layout of `embed_fasta` (HDF5):
 
 import functools
 import hashlib
+import io
 import json
 import os
 from typing import Callable, Iterator, NamedTuple, Optional, Sequence
@@ -55,11 +59,15 @@ from proteinbert import batching
 from proteinbert import compiled
 from proteinbert import fasta as fasta_lib
 from proteinbert import inference
+from proteinbert import io_utils
+from proteinbert import journal as journal_lib
 from proteinbert import model as model_lib
 from proteinbert import params_io
 from proteinbert import tokenization
 
 _FORMAT = 'proteinbert-embeddings-1'
+# The datasets of a protein's group, in `ProteinEmbedding`'s order.
+_FIELDS = ('global', 'local', 'local_mean', 'attention')
 
 
 class EmbeddingOptions(NamedTuple):
@@ -204,7 +212,8 @@ class Embedder:
         tokenization.ADDED_TOKENS_PER_SEQ)
     for i, (global_, local, local_mean, attention) in batching.run_bucketed(
         functools.partial(embed, self.model.params, None), seqs,
-        start_seq_len, max(max_tokens // start_seq_len, 1),
+        start_seq_len,
+        batching.batch_size_for_tokens(max_tokens, start_seq_len),
         self.options.normalize_case):
       yield i, ProteinEmbedding(
           global_, None if local is None else local[1:lengths[i] + 1],
@@ -239,13 +248,19 @@ def load_model(checkpoint: str, mask_padding: Optional[bool] = None
 
 
 def dataset_key(protein_id: str) -> str:
-  """The HDF5 group name of a FASTA ID ('/' is HDF5's path separator)."""
+  """The HDF5 group name of a FASTA ID.
+
+  '/' is HDF5's path separator and the name '.' the group itself, so they
+  are percent-escaped (and '%', so the escape is unambiguous).
+  """
+  if protein_id == '.':
+    return '%2E'
   return protein_id.replace('%', '%25').replace('/', '%2F')
 
 
 def _settings(model: inference.PretrainedModel,
               options: EmbeddingOptions) -> str:
-  return json.dumps(dict(format=_FORMAT, options=options._asdict(),
+  return io_utils.json_dumps(dict(format=_FORMAT, options=options._asdict(),
                          model_config=json.loads(model.config.to_json()),
                          params=params_io.fingerprint(model.params)),
                     sort_keys=True)
@@ -255,22 +270,31 @@ def _sha1(seq: str) -> str:
   return hashlib.sha1(seq.encode()).hexdigest()
 
 
-def _pending(out: h5py.File, records, source: str):
-  """Records not yet written; drops half-written groups of a crashed run."""
-  proteins = out.require_group('proteins')
-  pending, existing = [], []
-  for record in records:
-    group = proteins.get(dataset_key(record.id))
-    if group is not None and group.attrs.get('done', False):
-      if group.attrs['sha1'] != _sha1(record.seq):
-        raise ValueError(f'{source}: ID {record.id!r} was embedded for a '
-                         'different sequence; use a new output file.')
-      existing.append(record.id)
-      continue
-    if group is not None:
-      del proteins[dataset_key(record.id)]
-    pending.append(record)
-  return pending, existing
+def _entry(embedding: ProteinEmbedding) -> bytes:
+  """A protein's journal entry: its arrays as an uncompressed .npz."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **{name: value for name, value in zip(_FIELDS, embedding)
+                      if value is not None})
+  return buffer.getvalue()
+
+
+def _write_output(journal: journal_lib.Journal, path: str,
+                  records: Sequence[fasta_lib.FastaRecord],
+                  settings: str) -> None:
+  """Writes the records' embeddings from the journal as the HDF5 output
+  (module doc), atomically."""
+  with io_utils.atomic_path(path) as tmp, h5py.File(tmp, 'w') as out:
+    out.attrs['settings'] = settings
+    out.attrs['complete'] = True
+    proteins = out.create_group('proteins')
+    for record in records:
+      group = proteins.create_group(dataset_key(record.id))
+      group.attrs.update(dict(id=record.id, length=len(record.seq),
+                              sha1=_sha1(record.seq), done=True))
+      with np.load(io.BytesIO(journal.read(record.id)),
+                   allow_pickle=False) as arrays:
+        for name in arrays.files:
+          group.create_dataset(name, data=arrays[name])
 
 
 def embed_fasta(fasta_path: str, model: inference.PretrainedModel,
@@ -281,62 +305,46 @@ def embed_fasta(fasta_path: str, model: inference.PretrainedModel,
                 ) -> fasta_lib.JobSummary:
   """Embeds every record of a FASTA file into an HDF5 file (see above).
 
-  Re-running on an existing output skips the IDs already written (and
-  finishes an interrupted run); the file's `complete` attribute is True once
-  every record of the FASTA is in. The FASTA file is read and checked, and
-  the settings compared with an existing output's, before anything is
-  written. The output is written in place, protein by protein, rather than
-  renamed into place at the end, so an interrupted run is resumed instead of
-  lost; each protein's group is marked done only after its datasets.
+  Each protein's embeddings go to the journal `<output_path>.journal` as
+  they are computed (`proteinbert.journal`: fsynced one protein at a time,
+  so a run killed at any point loses at most the protein it was writing);
+  the output is written from the journal, atomically, once every record is
+  in, so it is never partial. Re-running resumes an interrupted run and
+  skips the IDs already done; the journal stays beside the output (about its
+  size), so a re-run with records added to the FASTA embeds only those.
+  Delete both to start over. The FASTA file is read and checked, and the
+  settings compared with an existing journal's, before anything is written.
 
   Args:
     fasta_path: input FASTA (plain or gzip).
     model: the pretrained model.
-    output_path: the HDF5 file to create or resume.
+    output_path: the HDF5 file to write; its journal goes beside it.
     options: what to embed.
     max_tokens: tokens per model call (see `Embedder`).
-    progress: called with (proteins done, proteins to do) after each batch.
+    progress: called with (proteins done, proteins to do) after each one.
 
   Returns:
     What was done (`fasta.JobSummary`).
 
   Raises:
     ValueError: a bad FASTA (no records, invalid characters, repeated IDs),
-      or an existing output written with other settings or sequences.
+      an output without its journal, or a journal written with other
+      settings or sequences.
   """
   records, empty, odd = fasta_lib.read_keyed(fasta_path)
-  settings = _settings(model, options)
   embedder = Embedder(model, options)
-  if os.path.exists(output_path):
-    try:
-      with h5py.File(output_path, 'r') as existing:
-        previous = existing.attrs.get('settings')
-    except OSError as e:
-      raise ValueError(f'{output_path} exists and is not an HDF5 file: '
-                       f'{e}') from e
-    if previous != settings:
-      raise ValueError(f'{output_path} was written with other settings '
-                       '(model, parameters or options); choose a new output '
-                       'file.')
-  with h5py.File(output_path, 'a') as out:
-    out.attrs['settings'] = settings
-    pending, existing = _pending(out, records, output_path)
-    out.attrs['complete'] = not pending
-    proteins = out['proteins']
-    seqs = [r.seq for r in pending]
-    done = 0
-    for index, embedding in embedder(seqs, max_tokens):
-      record = pending[index]
-      group = proteins.create_group(dataset_key(record.id))
-      group.attrs.update(dict(id=record.id, length=len(record.seq),
-                              sha1=_sha1(record.seq)))
-      for name, value in zip(('global', 'local', 'local_mean', 'attention'),
-                             embedding):
-        if value is not None:
-          group.create_dataset(name, data=value)
-      group.attrs['done'] = True
-      done += 1
-      if progress is not None:
-        progress(done, len(pending))
-    out.attrs['complete'] = True
-  return fasta_lib.JobSummary([r.id for r in pending], existing, empty, odd)
+  settings = _settings(model, options)
+  journal = journal_lib.open_job(
+      output_path, settings, 'model, parameters or options',
+      {r.id: _sha1(r.seq) for r in records})
+  skipped = [r.id for r in records if r.id in journal]
+  pending = [r for r in records if r.id not in journal]
+  for done, (index, embedding) in enumerate(
+      embedder([r.seq for r in pending], max_tokens), start=1):
+    record = pending[index]
+    journal.append(record.id, _sha1(record.seq), _entry(embedding))
+    if progress is not None:
+      progress(done, len(pending))
+  if pending or not os.path.exists(output_path):
+    _write_output(journal, output_path, records, settings)
+  return fasta_lib.JobSummary([r.id for r in pending], skipped, empty, odd)

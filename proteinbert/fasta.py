@@ -48,6 +48,10 @@ def _line_of_invalid(path: str, record: uniref.FastaRecord) -> int:
 def _checked(path: str, record: uniref.FastaRecord) -> FastaRecord:
   if not record.id:
     raise ValueError(f'{path}:{record.line}: header without an ID.')
+  if '\ufffd' in record.id:  # The reader decodes IDs as ASCII.
+    raise ValueError(f'{path}:{record.line}: the ID {record.id!r} has bytes '
+                     'that are not ASCII; IDs key the outputs, so they must '
+                     'be ASCII.')
   seq = ''.join(record.sequence.split())
   bad = _INVALID.search(seq)
   if bad:
@@ -76,8 +80,9 @@ def read_fasta(path: str) -> list[FastaRecord]:
 
   Raises:
     ValueError: no records, text before the first header, a header without
-      an ID, a sequence character that is not a letter (line given), or a
-      file that cannot be read (a damaged gzip stream among them).
+      an ID or with one that is not ASCII, a sequence character that is not
+      a letter (line given), or a file that cannot be read (a damaged gzip
+      stream among them).
   """
   try:
     records = [_checked(path, r) for r in uniref.FastaReader(path)]

@@ -52,18 +52,16 @@ Output formats (`predict_fasta`), both read by `experiments/evaluate_go.py
         `target<TAB>GO:id<TAB>score` lines with scores to 2 decimals in
         (0, 1] (terms that round to 0.00 are left out), then END.
 
-Resuming: `<output>.journal` records the run. Its first line holds the
+Resuming: `<output>.journal` records the run (`proteinbert.journal`): the
 settings (format, model config, parameter fingerprint, vocabulary, true-path
-structure, options: JSON); then, per protein, its output lines and a closing
-`<TAB>done<TAB>ID<TAB>digest` line (digest: SHA-1 of the sequence and its
-known terms; no output line starts with a tab), each protein appended in one
-write and fsynced. A killed run leaves at most one unfinished protein at the
-end, which the next run drops. Re-running skips the proteins done; other
-settings, or an ID done for another sequence or other known terms, are an
-error. The output is written atomically from the journal once every protein
-is in, so it is never partial. The journal stays beside it (about the
-output's size), so a re-run, or one with proteins added to the FASTA, redoes
-nothing; delete both to start over.
+structure, options: JSON), then each protein's output lines, keyed by its ID
+with the SHA-1 of its sequence and known terms, fsynced one protein at a
+time. A killed run loses at most the protein it was writing. Re-running
+skips the proteins done; other settings, or an ID done for another sequence
+or other known terms, are an error. The output is written atomically from
+the journal once every protein is in, so it is never partial. The journal
+stays beside it (about the output's size), so a re-run, or one with
+proteins added to the FASTA, redoes nothing; delete both to start over.
 """
 
 import hashlib
@@ -82,18 +80,17 @@ from proteinbert import go_benchmark
 from proteinbert import go_eval
 from proteinbert import inference
 from proteinbert import io_utils
+from proteinbert import journal as journal_lib
 from proteinbert import params_io
 from proteinbert.data import annotation_table
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import ontology as ontology_lib
 from proteinbert.data import sources
 
-_FORMAT = 'proteinbert-go-predictions-1'
+_FORMAT = 'proteinbert-go-predictions-2'
 FORMATS = ('tsv', 'cafa')
 TSV_COLUMNS = ('protein', 'go_id', 'score', 'namespace', 'name')
 _GO_ID = re.compile(r'GO:[0-9]+')
-# Closes a protein's block in the journal; output lines start with an ID.
-_DONE = b'\tdone\t'
 # The shortest length bucket (as `embeddings.Embedder`).
 _START_SEQ_LEN = 64
 
@@ -319,7 +316,8 @@ class GoPredictor:
 
     for index, scores in batching.run_bucketed(
         _prediction_fn(self.model), seqs, _START_SEQ_LEN,
-        max(max_tokens // _START_SEQ_LEN, 1), normalize_case, annotations):
+        batching.batch_size_for_tokens(max_tokens, _START_SEQ_LEN),
+        normalize_case, annotations):
       yield index, self.true_path(scores)
 
   def selected(self, scores: np.ndarray, threshold: float,
@@ -403,72 +401,22 @@ def _block(protein: str, terms: np.ndarray, scores: np.ndarray,
                  for t, score in rounded if score != '0.00')
 
 
-class _Journal:
-  """The journal of a run (module doc): settings, then protein blocks."""
-
-  def __init__(self, path: str, settings: str):
-    """Opens or creates the journal; drops an unfinished last protein.
-
-    Raises:
-      ValueError: a journal of other settings, or not a journal.
-    """
-    self.path = path
-    # ID -> (digest, start, end) of its block's bytes.
-    self.blocks = {}
-    if not os.path.exists(path):
-      with open(path, 'wb') as f:
-        f.write(settings.encode() + b'\n')
-        f.flush()
-        os.fsync(f.fileno())
-      return
-    with open(path, 'rb') as f:
-      first = f.readline()
-      if first.rstrip(b'\n').decode('utf-8', 'replace') != settings:
-        raise ValueError(
-            f'{path} was written with other settings (model, parameters, '
-            'vocabulary, ontology or output options) or is not a journal of '
-            'predict_go; choose a new output file.')
-      start = end = f.tell()
-      for line in f:
-        if line.startswith(_DONE) and line.endswith(b'\n'):
-          protein, digest = line[len(_DONE):-1].decode().split('\t')
-          self.blocks[protein] = (digest, start, end)
-          start = end + len(line)
-        end += len(line)
-    if start < end:
-      logging.warning('%s: dropping the unfinished last protein of an '
-                      'interrupted run.', path)
-      os.truncate(path, start)
-
-  def append(self, protein: str, digest: str, block: str) -> None:
-    """Adds a protein's block; durable once this returns."""
-    data = block.encode()
-    with open(self.path, 'ab') as f:
-      start = f.tell()
-      f.write(data + _DONE + f'{protein}\t{digest}\n'.encode())
-      f.flush()
-      os.fsync(f.fileno())
-    self.blocks[protein] = (digest, start, start + len(data))
-
-  def write_output(self, path: str, proteins: Sequence[str],
-                   options: OutputOptions) -> None:
-    """Writes the proteins' blocks, in order, as the output (atomically)."""
-    with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as out, open(
-        self.path, 'rb') as journal:
-      out.write(_header(options).encode())
-      for protein in proteins:
-        _, start, end = self.blocks[protein]
-        journal.seek(start)
-        out.write(journal.read(end - start))
-      if options.format == 'cafa':
-        out.write(b'END\n')
+def _write_output(journal: journal_lib.Journal, path: str,
+                  proteins: Sequence[str], options: OutputOptions) -> None:
+  """Writes the proteins' blocks, in order, as the output (atomically)."""
+  with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as out:
+    out.write(_header(options).encode())
+    for protein in proteins:
+      out.write(journal.read(protein))
+    if options.format == 'cafa':
+      out.write(b'END\n')
 
 
 def _settings(predictor: GoPredictor, options: OutputOptions,
               normalize_case: bool) -> str:
   vocabulary = hashlib.sha256('\n'.join(
       predictor.vocabulary.ids.tolist()).encode()).hexdigest()[:16]
-  return json.dumps(dict(
+  return io_utils.json_dumps(dict(
       format=_FORMAT, options=options._asdict(), normalize_case=normalize_case,
       model_config=json.loads(predictor.model.config.to_json()),
       params=params_io.fingerprint(predictor.model.params),
@@ -511,30 +459,21 @@ def predict_fasta(fasta_path: str, predictor: GoPredictor, output_path: str,
                        predictor.true_path.positions) if annotations
            else [np.zeros(0, np.int64)] * len(records))
   digests = {r.id: _digest(r.seq, k) for r, k in zip(records, known)}
-  journal_path = output_path + '.journal'
-  if os.path.exists(output_path) and not os.path.exists(journal_path):
-    raise ValueError(f'{output_path} exists without its journal '
-                     f'{journal_path}, so it cannot be resumed; choose a new '
-                     'output file.')
-  journal = _Journal(journal_path,
-                     _settings(predictor, options, normalize_case))
-  changed = [r.id for r in records if r.id in journal.blocks
-             and journal.blocks[r.id][0] != digests[r.id]]
-  if changed:
-    raise ValueError(f'{journal_path}: IDs {changed[:10]} were predicted for '
-                     'other sequences or known terms; use a new output file.')
-  skipped = [r.id for r in records if r.id in journal.blocks]
-  pending = [i for i, r in enumerate(records) if r.id not in journal.blocks]
+  journal = journal_lib.open_job(
+      output_path, _settings(predictor, options, normalize_case),
+      'model, parameters, vocabulary, ontology or output options', digests)
+  skipped = [r.id for r in records if r.id in journal]
+  pending = [i for i, r in enumerate(records) if r.id not in journal]
   for done, (index, scores) in enumerate(predictor(
       [records[i].seq for i in pending], [known[i] for i in pending],
       max_tokens, normalize_case), start=1):
     record = records[pending[index]]
     terms = predictor.selected(scores, options.threshold, options.top_k)
     journal.append(record.id, digests[record.id], _block(
-        record.id, terms, scores, predictor.vocabulary, options))
+        record.id, terms, scores, predictor.vocabulary, options).encode())
     if progress is not None:
       progress(done, len(pending))
   if pending or not os.path.exists(output_path):
-    journal.write_output(output_path, [r.id for r in records], options)
+    _write_output(journal, output_path, [r.id for r in records], options)
   return fasta_lib.JobSummary([records[i].id for i in pending], skipped,
                               empty, odd)

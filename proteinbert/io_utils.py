@@ -1,8 +1,14 @@
-"""Atomic file writes: a crash never leaves a file that looks complete."""
+"""Atomic file writes (a crash never leaves a file that looks complete), and
+strict JSON."""
 
 import contextlib
+import json
+import math
 import os
 import tempfile
+from typing import Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -39,3 +45,25 @@ def starts_with(path: str, magic: bytes) -> bool:
   """Whether the file at `path` begins with the bytes `magic`."""
   with open(path, 'rb') as f:
     return f.read(len(magic)) == magic
+
+
+def _finite_or_none(value: Any) -> Any:
+  if isinstance(value, (float, np.floating)):
+    return float(value) if math.isfinite(value) else None
+  if isinstance(value, dict):
+    return {k: _finite_or_none(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_finite_or_none(v) for v in value]
+  return value
+
+
+def json_dumps(value: Any, **kwargs) -> str:
+  """`json.dumps` for files other programs parse: NaN and infinities, which
+  JSON lacks (Python would write a bare NaN), become null.
+
+  Args:
+    value: dicts, lists, tuples, strings, numbers (numpy floats become
+      Python floats), booleans and None.
+    **kwargs: passed to `json.dumps` (indent, sort_keys, default, ...).
+  """
+  return json.dumps(_finite_or_none(value), allow_nan=False, **kwargs)

@@ -331,7 +331,7 @@ def model_config_from_json(stored: Any, source: str
 
 def go_vocabulary_entry(vocabulary: dataset_lib.Vocabulary) -> np.ndarray:
   """The `__go_vocabulary__` entry of a vocabulary (JSON text)."""
-  return np.array(json.dumps(
+  return np.array(io_utils.json_dumps(
       {field: np.asarray(values).tolist()
        for field, values in vocabulary._asdict().items()}))
 
@@ -364,30 +364,6 @@ def save_params(path: str, params: hk.Params,
     arrays[key] = np.asarray(value)
   with io_utils.atomic_path(path) as tmp, open(tmp, 'wb') as f:
     np.savez(f, **arrays)
-
-
-def read_npz(path: str) -> dict[str, np.ndarray]:
-  """Every entry of an .npz file, each checked as `NpzReader.read` does."""
-  with NpzReader(path) as reader:
-    return {k: reader.read(k) for k in reader.keys()}
-
-
-def from_arrays(arrays: Mapping[str, np.ndarray], source: str
-                ) -> tuple[hk.Params, Optional[ml_collections.ConfigDict]]:
-  """Params and model config from the entries of a parameter file.
-
-  Returns:
-    (params, model config or None if there is none); see
-    `model_config_from_json`. Params must be finite floating-point arrays.
-  """
-  flat = {k: v for k, v in arrays.items() if _SEPARATOR in k}
-  _raise_mismatch(source, _float_problems({k: v.dtype
-                                           for k, v in flat.items()}))
-  _check_finite(flat, source)
-  if CONFIG_KEY not in arrays:
-    return unflatten(flat), None
-  return unflatten(flat), model_config_from_json(
-      parse_json(arrays[CONFIG_KEY], CONFIG_KEY, source), source)
 
 
 def load_params(path: str,

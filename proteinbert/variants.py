@@ -267,7 +267,8 @@ def _residue_probs(model: inference.PretrainedModel, seqs: Sequence[str],
     return predict(model.params, None, tokens, annotations).token_probs
 
   for index, probs in batching.run_bucketed(
-      token_probs, seqs, start_seq_len, max(max_tokens // start_seq_len, 1)):
+      token_probs, seqs, start_seq_len,
+      batching.batch_size_for_tokens(max_tokens, start_seq_len)):
     yield index, probs[1:len(seqs[index]) + 1]
 
 

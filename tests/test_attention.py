@@ -120,7 +120,7 @@ def test_embed_attention_end_to_end(tmp_path):
   # At another padded length (80): with the mask, padding changes nothing.
   alone = MODEL.global_attention(
       proteinbert.tokenize([s for _, s in records], 80), batch_size=3)
-  with h5py.File(output, 'a') as f:
+  with h5py.File(output, 'r') as f:
     assert f.attrs['complete']
     for (protein_id, seq), expected in zip(records, alone):
       group = f['proteins'][embeddings.dataset_key(protein_id)]
@@ -129,16 +129,25 @@ def test_embed_attention_end_to_end(tmp_path):
       np.testing.assert_allclose(group['attention'][()],
                                  expected[..., :len(seq) + 2], rtol=1e-4,
                                  atol=1e-6)
-    first = f['proteins/P1/attention'][()]
-    f['proteins/P1'].attrs['done'] = False  # As if killed mid-write.
-  # Resuming with the binary's options rewrites only the unfinished protein.
+  first = {i: _attention(output, embeddings.dataset_key(i)) for i, _ in records}
+  os.remove(output)  # As if killed while writing the output,
+  with open(output + '.journal', 'r+b') as f:  # and the last protein.
+    f.truncate(len(f.read()) - 1)
+  # Resuming with the binary's options redoes only the unfinished protein.
   summary = embeddings.embed_fasta(
       str(fasta_path), embeddings.load_model(checkpoint), output,
       embeddings.EmbeddingOptions(global_layers=(-1,), attention=True))
-  assert summary.written == ['P1'] and len(summary.skipped_existing) == 2
-  with h5py.File(output, 'r') as f:
-    np.testing.assert_allclose(f['proteins/P1/attention'][()], first,
-                               rtol=1e-6, atol=1e-7)
+  assert len(summary.written) == 1 and len(summary.skipped_existing) == 2
+  for protein_id, _ in records:
+    np.testing.assert_allclose(
+        _attention(output, embeddings.dataset_key(protein_id)),
+        first[protein_id], rtol=1e-6, atol=1e-7)
+
+
+def _attention(path, protein_id):
+  with h5py.File(path, 'r') as f:
+    return f['proteins'][protein_id]['attention'][()]
+
 
 def test_plot_writes_a_png(tmp_path):
   pytest.importorskip('matplotlib')

@@ -6,6 +6,7 @@ import pytest
 
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
+from tests import helpers
 
 NUM_PROTEINS = 300
 VOCABULARY = dataset_lib.Vocabulary(
@@ -222,3 +223,60 @@ def test_demo_dataset_opens():
     assert set(vocabulary.namespaces) == {
         'molecular_function', 'biological_process', 'cellular_component'}
     assert all(vocabulary.names)
+
+
+def _damaged(tmp_path, change):
+  """A tiny dataset with `change(f)` applied to its open HDF5 file."""
+  path = str(tmp_path / 'damaged.h5')
+  helpers.write_tiny_dataset(path, num_proteins=40)
+  with h5py.File(path, 'a') as f:
+    change(f)
+  return path
+
+
+def _set(name, index, value):
+  def change(f):
+    f[name][index] = value
+  return change
+
+
+@pytest.mark.parametrize('change, message', [
+    (_set('seqs/offsets', 5, 3), r'seqs/offsets decrease at protein 4'),
+    (_set('seqs/offsets', 5, 10**12), r'seqs/offsets decrease at protein 5'),
+    (_set('seqs/offsets', 40, 10**12), r'seqs/offsets run from 0 to '
+     r'1000000000000, expected 0 to \d+'),
+    (_set('annotations/offsets', 0, 1), r'annotations/offsets run from 1'),
+    (lambda f: f.attrs.__setitem__('num_proteins', 41),
+     r'is_test has 40 rows, expected 41'),
+])
+def test_inconsistent_offsets_are_refused_on_opening(tmp_path, change,
+                                                     message):
+  with pytest.raises(ValueError, match=r'damaged\.h5.*' + message):
+    dataset_lib.open_dataset(_damaged(tmp_path, change))
+
+
+def test_damage_found_by_reads_names_the_file(tmp_path):
+  path = _damaged(tmp_path, _set('annotations/offsets', 11, 0))
+  with dataset_lib.open_dataset(path) as data:
+    with pytest.raises(ValueError, match=r'damaged\.h5: /annotations/'
+                       'offsets decrease at protein 10'):
+      data.read(0, 20)
+  path = _damaged(tmp_path, _set('annotations/values', 0, 60000))
+  with dataset_lib.open_dataset(path) as data:
+    with pytest.raises(ValueError, match=r'damaged\.h5: proteins \[0, 10\) '
+                       'have annotation indices outside the vocabulary of 10'):
+      data.read(0, 10)
+
+
+def test_a_corrupted_middle_names_the_file(tmp_path):
+  path = tmp_path / 'corrupt.h5'
+  helpers.write_tiny_dataset(str(path), num_proteins=2000)
+  data = bytearray(path.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + 2000] = bytes(2000)
+  path.write_bytes(bytes(data))
+  with pytest.raises(ValueError, match=r'corrupt\.h5: cannot read'):
+    with dataset_lib.open_dataset(str(path)) as dataset:
+      for start in range(0, dataset.num_proteins, 100):
+        dataset.read(start, start + 100)
+        dataset.protein_ids(start, start + 100)

@@ -56,3 +56,20 @@ def test_bad_files(tmp_path, text, message):
 def test_missing_file(tmp_path):
   with pytest.raises(ValueError, match='cannot read'):
     fasta.read_fasta(str(tmp_path / 'absent.fasta'))
+
+
+def test_non_ascii_id_is_an_error(tmp_path):
+  path = tmp_path / 'in.fasta'
+  path.write_bytes(b'>P1\nMKV\n>caf\xe9 protein\nMKV\n')
+  with pytest.raises(ValueError, match=r"in\.fasta:3: the ID 'caf\ufffd' "
+                     'has bytes that are not ASCII'):
+    fasta.read_fasta(str(path))
+
+
+def test_corrupt_gzip_is_an_error_naming_the_file(tmp_path):
+  data = bytearray(gzip.compress(TEXT.encode() * 50))
+  data[len(data) // 2] ^= 0xFF
+  path = tmp_path / 'in.fasta.gz'
+  path.write_bytes(bytes(data))
+  with pytest.raises(ValueError, match=r'in\.fasta\.gz'):
+    fasta.read_fasta(str(path))

@@ -239,3 +239,11 @@ def test_hdf5_dataset_gives_the_same_batches(tmp_path):
     resumed = loader_lib.PretrainingLoader(stored, _config(),
                                            state=loader.state())
     _assert_same(_take(resumed, 18), reference[12:])
+
+
+def test_a_dataset_without_proteins_is_refused():
+  empty = in_memory.InMemoryDataset(chunk_lib.ProteinChunk(
+      seqs=[], annotation_offsets=np.zeros(1, np.int64),
+      annotation_indices=np.zeros(0, np.int32), is_test=np.zeros(0, bool)), 10)
+  with pytest.raises(ValueError, match='holds no proteins'):
+    loader_lib.PretrainingLoader(empty, _config())

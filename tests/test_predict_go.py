@@ -221,8 +221,8 @@ def test_resume_skips_written_proteins(tmp_path, predictor):
   go_prediction.predict_fasta(_fasta(tmp_path, RECORDS[:2]), predictor,
                               output)
   _, first = _read_tsv(output)
-  with open(journal, 'a') as f:  # As if killed while writing P3.
-    f.write('P3\tGO:0003674\t0.5')
+  with open(journal, 'ab') as f:  # As if killed while writing P3.
+    f.write(b'100\tP3\t' + b'0' * 40 + b'\nP3\tGO:0003674\t0.5')
   calls = []
   summary = go_prediction.predict_fasta(
       _fasta(tmp_path), predictor, output,
@@ -238,8 +238,8 @@ def test_resume_skips_written_proteins(tmp_path, predictor):
   assert summary.written == [] and len(summary.skipped_existing) == 3
   assert _read_tsv(output)[1] == second
   changed = [(i, s + 'A' if i == 'P2' else s) for i, s in RECORDS]
-  with pytest.raises(ValueError, match=r"\['P2'\] were predicted for other "
-                     'sequences'):
+  with pytest.raises(ValueError, match=r"\['P2'\] were done for other "
+                     'inputs'):
     go_prediction.predict_fasta(_fasta(tmp_path, changed), predictor, output)
   with pytest.raises(ValueError, match='other settings'):
     go_prediction.predict_fasta(_fasta(tmp_path), predictor, output,

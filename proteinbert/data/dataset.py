@@ -55,6 +55,7 @@ The original layout (protein-bert 1.0.1's `create_uniref_h5_dataset` and
 
 import collections
 from concurrent import futures
+import contextlib
 import json
 import os
 import zlib
@@ -64,6 +65,7 @@ from absl import logging
 import h5py
 import numpy as np
 
+from proteinbert import io_utils
 from proteinbert.data import chunk as chunk_lib
 
 LAYOUT = 'proteinbert-sparse'
@@ -72,6 +74,7 @@ LAYOUTS = ('sparse', 'original')
 
 _ORIGINAL_REQUIRED = ('included_annotations', 'uniprot_ids', 'seqs',
                       'seq_lengths', 'annotation_masks')
+_RAGGED = ('seqs', 'annotations', 'protein_ids', 'entry_ids')
 _SPARSE_REQUIRED = ('seqs/values', 'seqs/offsets', 'annotations/values',
                     'annotations/offsets', 'protein_ids/values',
                     'protein_ids/offsets', 'entry_ids/values',
@@ -326,7 +329,7 @@ class SparseWriter:
     Appending ends with `flush`, which `close` calls if it has not been.
     """
     self.flush()
-    self._f.attrs['build'] = json.dumps(metadata, default=str)
+    self._f.attrs['build'] = io_utils.json_dumps(metadata, default=str)
     self._f.attrs['num_proteins'] = self._num_proteins
     self._f.close()
 
@@ -414,20 +417,23 @@ class ProteinDataset:
   def seq_lengths(self) -> np.ndarray:
     """int32 [N] residues per protein (no <START>/<END>); read on first use."""
     if self._seq_lengths is None:
-      self._seq_lengths = self._read_seq_lengths()
+      with self._reading(0, self.num_proteins):
+        self._seq_lengths = self._read_seq_lengths()
     return self._seq_lengths
 
   @property
   def is_test(self) -> np.ndarray:
     """bool [N] test-set proteins; read on first use."""
     if self._is_test is None:
-      self._is_test = self._read_is_test(0, self.num_proteins)
+      with self._reading(0, self.num_proteins):
+        self._is_test = self._read_is_test(0, self.num_proteins)
     return self._is_test
 
   def read(self, start: int, stop: int) -> chunk_lib.ProteinChunk:
     """Proteins [start, stop), with one read per column."""
     self._check_range(start, stop)
-    return self._read(start, stop)
+    with self._reading(start, stop):
+      return self._read(start, stop)
 
   def read_indices(self, indices: np.ndarray) -> chunk_lib.ProteinChunk:
     """The proteins at `indices` (int [M]; any order, repeats allowed).
@@ -443,14 +449,16 @@ class ProteinDataset:
     breaks = np.flatnonzero(np.diff(unique) > _MAX_GAP) + 1
     parts = []
     for run in np.split(unique, breaks):
-      start = int(run[0])
-      parts.append(self._read(start, int(run[-1]) + 1).take(run - start))
+      start, stop = int(run[0]), int(run[-1]) + 1
+      with self._reading(start, stop):
+        parts.append(self._read(start, stop).take(run - start))
     return chunk_lib.ProteinChunk.concatenate(parts).take(inverse)
 
   def protein_ids(self, start: int, stop: int) -> List[str]:
     """Representative protein IDs of proteins [start, stop)."""
     self._check_range(start, stop)
-    return self._protein_ids(start, stop)
+    with self._reading(start, stop):
+      return self._protein_ids(start, stop)
 
   def close(self) -> None:
     self._f.close()
@@ -460,6 +468,15 @@ class ProteinDataset:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+  @contextlib.contextmanager
+  def _reading(self, start: int, stop: int):
+    """Names the file and proteins in the errors of a damaged file."""
+    try:
+      yield
+    except OSError as e:  # HDF5's errors: a failed checksum or inflate.
+      raise ValueError(f'{self.path}: cannot read proteins [{start}, {stop}) '
+                       f'(a damaged file?): {e}') from e
 
   def _check_range(self, start: int, stop: int) -> None:
     if not 0 <= start <= stop <= self.num_proteins:
@@ -479,9 +496,20 @@ class ProteinDataset:
     raise NotImplementedError
 
 
+def _decreasing(offsets: np.ndarray, group: h5py.Group,
+                first: int) -> None:
+  """Raises ValueError if the offsets of rows first, ... ever decrease."""
+  down = np.flatnonzero(np.diff(offsets) < 0)
+  if len(down):
+    raise ValueError(f'{group.file.filename}: {group.name}/offsets decrease '
+                     f'at protein {first + int(down[0])}; the file is '
+                     'damaged.')
+
+
 def _ragged_rows(group: h5py.Group, start: int, stop: int):
   """(values [V], offsets int64 [stop - start + 1] from 0) of rows."""
   offsets = group['offsets'][start:stop + 1]
+  _decreasing(offsets, group, start)
   values = group['values'][offsets[0]:offsets[-1]]
   return values, offsets - offsets[0]
 
@@ -498,6 +526,11 @@ class SparseDataset(ProteinDataset):
   def _read(self, start, stop):
     residues, seq_offsets = _ragged_rows(self._f['seqs'], start, stop)
     annotations, offsets = _ragged_rows(self._f['annotations'], start, stop)
+    if annotations.size and not (
+        0 <= annotations.min() and annotations.max() < self.num_annotations):
+      raise ValueError(f'{self.path}: proteins [{start}, {stop}) have '
+                       'annotation indices outside the vocabulary of '
+                       f'{self.num_annotations} terms; the file is damaged.')
     return chunk_lib.ProteinChunk(
         seqs=_split(residues, seq_offsets),
         annotation_offsets=offsets,
@@ -505,10 +538,13 @@ class SparseDataset(ProteinDataset):
         is_test=self._read_is_test(start, stop))
 
   def _read_seq_lengths(self):
-    offsets = self._f['seqs/offsets']
-    return np.concatenate([np.zeros(0, np.int32)] + [
-        np.diff(offsets[i:min(i + _SCAN, self.num_proteins) + 1]).astype(
-            np.int32) for i in range(0, self.num_proteins, _SCAN)])
+    group = self._f['seqs']
+    parts = [np.zeros(0, np.int32)]
+    for i in range(0, self.num_proteins, _SCAN):
+      offsets = group['offsets'][i:min(i + _SCAN, self.num_proteins) + 1]
+      _decreasing(offsets, group, i)
+      parts.append(np.diff(offsets).astype(np.int32))
+    return np.concatenate(parts)
 
   def _read_is_test(self, start, stop):
     return self._f['is_test'][start:stop].astype(bool)
@@ -572,8 +608,11 @@ def open_dataset(path: str) -> ProteinDataset:
 
   Raises:
     FileNotFoundError: no file at `path`.
-    ValueError: the file is neither, or lacks parts of its layout (the
-      message names the file and what is missing).
+    ValueError: the file is neither, lacks parts of its layout, or is
+      damaged (ragged offsets that decrease or do not span
+      their values, unreadable data); the message names the file and what
+      is wrong. Later reads raise ValueError naming the file for damage found
+      then (unreadable data, annotation indices outside the vocabulary).
   """
   if not os.path.exists(path):
     raise FileNotFoundError(f'No dataset file at {path}.')
@@ -588,6 +627,10 @@ def open_dataset(path: str) -> ProteinDataset:
       return _open_sparse(path, f)
     if 'annotation_masks' in f or 'included_annotations' in f:
       return _open_original(path, f)
+  except OSError as e:  # HDF5's errors: a failed checksum or inflate.
+    f.close()
+    raise ValueError(f'{path}: cannot read the dataset (a damaged file?): '
+                     f'{e}') from e
   except BaseException:
     f.close()
     raise
@@ -608,11 +651,31 @@ def _open_sparse(path: str, f: h5py.File) -> SparseDataset:
   if missing:
     raise ValueError(f'{path}: incomplete {LAYOUT} dataset, missing '
                      f'{", ".join(missing)}.')
+  num_proteins = int(f.attrs['num_proteins'])
+  problems = [f'{name} has {f[name].shape[0]} rows, expected {num_proteins}'
+              for name in ('taxonomy_ids', 'is_test')
+              if f[name].shape != (num_proteins,)]
+  for column in _RAGGED:
+    offsets, values = f[column]['offsets'], f[column]['values']
+    if offsets.shape != (num_proteins + 1,):
+      problems.append(f'{column}/offsets has shape {offsets.shape}, expected '
+                      f'({num_proteins + 1},)')
+    elif offsets[0] != 0 or offsets[-1] != values.shape[0]:
+      problems.append(f'{column}/offsets run from {offsets[0]} to '
+                      f'{offsets[-1]}, expected 0 to {values.shape[0]} (the '
+                      'values\' length)')
+  if problems:
+    raise ValueError(f'{path}: inconsistent dataset (damaged file?): '
+                     f'{"; ".join(problems)}.')
   vocabulary = Vocabulary(*(_strings(f['vocabulary'][k])
                             for k in ('ids', 'names', 'namespaces')),
                           f['vocabulary/counts'][:])
-  return SparseDataset(path, f, vocabulary, int(f.attrs['num_proteins']),
-                       json.loads(f.attrs.get('build', '{}')))
+  dataset = SparseDataset(path, f, vocabulary, num_proteins,
+                          json.loads(f.attrs.get('build', '{}')))
+  # Read now (the loader needs them first): the scan also checks that the
+  # offsets never decrease, so a damaged file fails on opening.
+  dataset.seq_lengths  # pylint: disable=pointless-statement
+  return dataset
 
 
 def _open_original(path: str, f: h5py.File) -> OriginalDataset:

@@ -68,9 +68,13 @@ class PretrainingLoader:
       clock: seconds from an arbitrary origin, for the wall-clock rule.
 
     Raises:
-      ValueError: a batch size not divisible by process_count, wall-clock
-        switching with several processes, or a state from another setup.
+      ValueError: a dataset without proteins, a batch size not divisible by
+        process_count, wall-clock switching with several processes, or a
+        state from another setup.
     """
+    if not dataset.num_proteins:
+      raise ValueError('The dataset holds no proteins to train on '
+                       '(config.data.dataset_path).')
     self._dataset = dataset
     self._config = config
     self._process_index = process_index

@@ -23,15 +23,20 @@ class LabelledData(NamedTuple):
   Attributes:
     seqs: [N] amino-acid sequences.
     labels: [N] label texts (parsed by `tasks.parse_labels`).
-    source: where they came from, for messages.
+    source: the file they came from, for messages.
+    lines: [N] the line of the file each record ends on (its only line
+      unless a quoted field spans lines), for messages; a subset keeps its
+      records' lines.
   """
   seqs: list
   labels: list
   source: str
+  lines: list
 
-  def subset(self, indices, source: str) -> 'LabelledData':
-    return LabelledData([self.seqs[i] for i in indices],
-                        [self.labels[i] for i in indices], source)
+  def subset(self, indices) -> 'LabelledData':
+    return LabelledData(*([field[i] for i in indices]
+                          for field in (self.seqs, self.labels)),
+                        self.source, [self.lines[i] for i in indices])
 
 
 class Splits(NamedTuple):
@@ -53,9 +58,10 @@ def read_csv(path: str) -> LabelledData:
   """Reads a `seq,label` CSV, checking every record.
 
   Raises:
-    ValueError: unreadable file, no `seq` or `label` column, no records, an
-      empty sequence or one with characters other than letters (the record
-      is named).
+    ValueError: unreadable file, no `seq` or `label` column or a repeated
+      column name, no records, a record with more fields than the header or
+      without a label, an empty sequence or one with characters other than
+      letters (file and line named).
   """
   try:
     with open(path, newline='') as f:
@@ -65,22 +71,30 @@ def read_csv(path: str) -> LabelledData:
       if missing:
         raise ValueError(f'{path}: no {missing} column(s); found {columns}. '
                          'Expected a header with `seq` and `label`.')
-      rows = [(row['seq'], row['label']) for row in reader]
+      repeated = sorted({c for c in columns if columns.count(c) > 1})
+      if repeated:
+        raise ValueError(f'{path}:{reader.line_num}: column(s) {repeated} '
+                         'appear more than once in the header.')
+      rows = []
+      for row in reader:
+        if None in row:  # DictReader's key for fields beyond the header's.
+          raise ValueError(f'{path}:{reader.line_num}: '
+                           f'{len(columns) + len(row[None])} fields, but the '
+                           f'header has {len(columns)}.')
+        rows.append((row['seq'], row['label'], reader.line_num))
   except (OSError, UnicodeDecodeError, csv.Error) as e:
     raise ValueError(f'{path}: cannot read as CSV: {e}') from e
   if not rows:
     raise ValueError(f'{path}: no records.')
-  seqs, labels = [], []
-  for i, (seq, label) in enumerate(rows):
-    seq = (seq or '').strip()
-    if not _SEQUENCE.fullmatch(seq):
-      raise ValueError(f'{path}, record {i + 1}: sequence {seq[:30]!r} is '
+  for seq, label, line in rows:
+    if not _SEQUENCE.fullmatch((seq or '').strip()):
+      raise ValueError(f'{path}:{line}: sequence {(seq or "")[:30]!r} is '
                        'empty or has characters other than letters.')
     if label is None:
-      raise ValueError(f'{path}, record {i + 1}: no label.')
-    seqs.append(seq)
-    labels.append(label)
-  return LabelledData(seqs, labels, path)
+      raise ValueError(f'{path}:{line}: no label.')
+  seqs, labels, lines = zip(*rows)
+  return LabelledData([s.strip() for s in seqs], list(labels), path,
+                      list(lines))
 
 
 def split_path(directory: str, name: str, split: str) -> str:
@@ -100,15 +114,19 @@ def list_tasks(directory: str) -> list[str]:
 
 def carve(data: LabelledData, fraction: float,
           seed: int) -> tuple[LabelledData, LabelledData]:
-  """Randomly splits off `fraction` of the records (at least one each side)."""
+  """Randomly splits off `fraction` of the records (at least one each side).
+
+  Both parts keep their records' lines in the file, so messages about them
+  name the user's file and line.
+  """
   num = len(data.seqs)
   if num < 2:
     raise ValueError(f'{data.source}: {num} record(s) cannot be split into '
                      'train and valid.')
   order = np.random.default_rng(seed).permutation(num)
   num_valid = min(max(int(round(fraction * num)), 1), num - 1)
-  return (data.subset(np.sort(order[num_valid:]), f'{data.source} (train)'),
-          data.subset(np.sort(order[:num_valid]), f'{data.source} (valid)'))
+  return (data.subset(np.sort(order[num_valid:])),
+          data.subset(np.sort(order[:num_valid])))
 
 
 def load_splits(directory: str, name: str, valid_fraction: float = 0.1,

@@ -8,11 +8,11 @@ Work directory layout:
   eval_<split>.csv    the same table as CSV
   summary.json        the headline figures (what the benchmark runner reads)
 Every input is read and checked before anything is written; every file is
-written atomically.
+written atomically. The JSON files are strict JSON: a metric that is
+undefined (ROC AUC of a split with one class) is null.
 """
 
 import copy
-import json
 import os
 import time
 from typing import Optional
@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from proteinbert import inference
+from proteinbert import io_utils
 from proteinbert import tables
 from proteinbert.finetuning import data as data_lib
 from proteinbert.finetuning import evaluate
@@ -63,7 +64,7 @@ def _limited(data: Optional[data_lib.LabelledData], limit: int, seed: int):
     return data
   keep = np.sort(np.random.default_rng(seed).permutation(
       len(data.seqs))[:limit])
-  return data.subset(keep, data.source)
+  return data.subset(keep)
 
 
 class _Prepared:
@@ -83,18 +84,28 @@ class _Prepared:
       classes = tasks.infer_classes(
           kind, [l for s in self.splits.values() for l in s.labels])
     spec = tasks.make_spec(kind, classes)
-    self.labels = {name: tasks.parse_labels(spec, s.seqs, s.labels, s.source)
+    self.labels = {name: tasks.parse_labels(spec, s.seqs, s.labels, s.source,
+                                            s.lines)
                    for name, s in self.splits.items()}
     if config.task.standardize:
       spec = tasks.standardized(spec, self.labels['train'])
     self.spec = spec
+    if spec.output_type == 'binary':
+      for name, labels in self.labels.items():
+        present = np.unique(np.concatenate([np.ravel(l) for l in labels]))
+        if len(present) < 2:
+          logging.warning(
+              'The %s split (%s) has only class %d: ROC AUC is undefined '
+              'there, and is reported as null.', name,
+              self.splits[name].source, int(present[0]))
 
   def pair(self, name):
     return self.splits[name].seqs, self.labels[name]
 
 
 def _write_json(path: str, value) -> None:
-  tables.write_text(path, json.dumps(value, indent=2, default=str) + '\n')
+  tables.write_text(path, io_utils.json_dumps(value, indent=2, default=str)
+                    + '\n')
 
 
 def _evaluate(model: finetuned.FinetunedModel, prepared: _Prepared,
@@ -154,7 +165,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def on_epoch(record):
     history.append(record)
     tables.write_text(os.path.join(workdir, 'history.jsonl'),
-                      ''.join(json.dumps(r) + '\n' for r in history))
+                      ''.join(io_utils.json_dumps(r) + '\n'
+                              for r in history))
 
   params, _ = train_lib.finetune(
       model_config, spec, config.head, params, prepared.pair('train'),

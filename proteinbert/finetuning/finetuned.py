@@ -10,7 +10,6 @@ and the task and head under `__finetuning__` (JSON).
 """
 
 import functools
-import json
 from typing import Optional, Sequence
 
 import haiku as hk
@@ -21,6 +20,7 @@ import numpy as np
 
 from proteinbert import batching
 from proteinbert import compiled
+from proteinbert import io_utils
 from proteinbert import model as model_lib
 from proteinbert import params_io
 from proteinbert import tokenization
@@ -111,6 +111,15 @@ def init_params(model_config: ml_collections.ConfigDict,
       jax.tree_util.tree_map(jnp.asarray, trunk_params), head_params)
 
 
+def _param_shapes(model_config: ml_collections.ConfigDict,
+                  spec: tasks.TaskSpec,
+                  head_config: ml_collections.ConfigDict) -> hk.Params:
+  """The fine-tuning model's params as jax.ShapeDtypeStructs."""
+  return jax.eval_shape(
+      build(model_config, spec, head_config).init, jax.random.PRNGKey(0),
+      jnp.full((1, 8), tokenization.PAD, jnp.int32), False)
+
+
 class FinetunedModel:
   """A fine-tuned model ready to predict on new sequences."""
 
@@ -130,10 +139,8 @@ class FinetunedModel:
     self.model_config = model_config
     self.spec = spec
     self.head_config = head_config
-    expected = jax.eval_shape(
-        build(model_config, spec, head_config).init, jax.random.PRNGKey(0),
-        jnp.full((1, 8), tokenization.PAD, jnp.int32), False)
-    params_io.check_structure(params, expected, source)
+    params_io.check_structure(
+        params, _param_shapes(model_config, spec, head_config), source)
     self.params = jax.tree_util.tree_map(jnp.asarray, params)
 
   def predict(self, seqs: Sequence[str], start_seq_len: int = 512,
@@ -169,26 +176,38 @@ class FinetunedModel:
   def save(self, path: str) -> None:
     """Writes the model to `path` (.npz) atomically."""
     params_io.save_params(path, self.params, self.model_config, extra={
-        _FINETUNING_KEY: np.array(json.dumps(dict(
+        _FINETUNING_KEY: np.array(io_utils.json_dumps(dict(
             task=self.spec._asdict(), head=self.head_config.to_dict())))})
 
 
 def load_finetuned(path: str) -> FinetunedModel:
   """Reads a model written by `FinetunedModel.save`.
 
+  The file is read as untrusted input (`params_io.NpzReader`): the task and
+  head come first, and each parameter is decompressed only after its header
+  matched the model they describe.
+
   Raises:
-    ValueError: not a fine-tuned model file, or params that do not match its
-      stored architecture, task or head.
+    ValueError: not a fine-tuned model file, a damaged one
+      (`params_io.CorruptFileError`: invalid JSON among them), or params that
+      do not match its stored architecture, task or head; the message names
+      the file.
   """
-  arrays = params_io.read_npz(path)
-  if _FINETUNING_KEY not in arrays:
-    raise ValueError(
-        f'{path}: not a fine-tuned model (no {_FINETUNING_KEY}); pretrained '
-        'weights load with proteinbert.load_pretrained.')
-  params, model_config = params_io.from_arrays(arrays, path)
-  if model_config is None:
-    raise ValueError(f'{path}: no {params_io.CONFIG_KEY}.')
-  stored = json.loads(str(arrays[_FINETUNING_KEY]))
-  spec = tasks.make_spec(**stored['task'])
-  return FinetunedModel(params, model_config, spec,
-                        make_head_config(**stored['head']), source=path)
+  with params_io.NpzReader(path) as reader:
+    if _FINETUNING_KEY not in reader:
+      raise ValueError(
+          f'{path}: not a fine-tuned model (no {_FINETUNING_KEY}); pretrained '
+          'weights load with proteinbert.load_pretrained.')
+    model_config = reader.read_model_config()
+    if model_config is None:
+      raise ValueError(f'{path}: no {params_io.CONFIG_KEY}.')
+    stored = reader.read_json(_FINETUNING_KEY)
+    try:
+      spec = tasks.make_spec(**stored['task'])
+      head_config = make_head_config(**stored['head'])
+    except (KeyError, TypeError, ValueError) as e:
+      raise params_io.CorruptFileError(
+          f'{path}: {_FINETUNING_KEY} must hold a valid task and head: '
+          f'{type(e).__name__}: {e}') from None
+    params = reader.read_params(_param_shapes(model_config, spec, head_config))
+  return FinetunedModel(params, model_config, spec, head_config, source=path)

@@ -22,7 +22,7 @@ padding nor overflow reaches the loss or the metrics.
 """
 
 import re
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -124,7 +124,7 @@ def _label_tokens(kind: str, text: str) -> list[str]:
     return _residue_tokens(text)
   if kind == 'global_multilabel':
     return [t.strip() for t in text.split(MULTILABEL_SEPARATOR) if t.strip()]
-  return [text.strip()]
+  return [text.strip()] if text.strip() else []
 
 
 def infer_classes(kind: str, raw_labels: Iterable[str]) -> tuple:
@@ -171,7 +171,8 @@ def _parse_tokens(spec: TaskSpec, tokens: list[str], where: str,
 
 
 def parse_labels(spec: TaskSpec, seqs: Sequence[str],
-                 raw_labels: Sequence[str], source: str = 'labels') -> list:
+                 raw_labels: Sequence[str], source: str = 'labels',
+                 lines: Optional[Sequence[int]] = None) -> list:
   """Checks and parses label texts.
 
   Args:
@@ -179,12 +180,15 @@ def parse_labels(spec: TaskSpec, seqs: Sequence[str],
     seqs: [N] amino-acid sequences the labels belong to.
     raw_labels: [N] label texts (see the module docstring).
     source: how to name the data in errors (e.g. the CSV path).
+    lines: [N] each record's line in `source`, for errors; None names
+      records by their position instead.
 
   Returns:
     N parsed labels (see the module docstring), as numpy values.
 
   Raises:
-    ValueError: naming the record and the problem: not 0/1, not a number, an
+    ValueError: naming the record and the problem: an empty label (but for
+      multi-label tasks, where it means no class), not 0/1, not a number, an
       unknown class, or per-residue labels whose count differs from the
       sequence length.
   """
@@ -194,8 +198,11 @@ def parse_labels(spec: TaskSpec, seqs: Sequence[str],
   index = {name: i for i, name in enumerate(spec.classes)}
   parsed = []
   for i, (seq, text) in enumerate(zip(seqs, raw_labels)):
-    where = f'{source}, record {i + 1} ({spec.kind})'
+    where = (f'{source}:{lines[i]}' if lines is not None
+             else f'{source}, record {i + 1}') + f' ({spec.kind})'
     tokens = _label_tokens(spec.kind, str(text))
+    if not tokens and spec.kind != 'global_multilabel':
+      raise ValueError(f'{where}: empty label.')
     if spec.output_type == 'binary':
       # '1.0' and ' 1' are 1; anything else that is not 0 or 1 is an error.
       tokens = [{'0': '0', '1': '1', '0.0': '0', '1.0': '1'}.get(t, t)

@@ -18,7 +18,6 @@ disk) for the newest readable one.
 """
 
 import glob
-import json
 import os
 import re
 from typing import Any, Callable, Mapping, NamedTuple, Optional
@@ -28,6 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from proteinbert import io_utils
 from proteinbert import params_io
 from proteinbert.training import distributed
 from proteinbert.training import state as state_lib
@@ -78,7 +78,7 @@ def save(directory: str, state: state_lib.TrainState,
   extra = _state_leaves(state)
   extra.update({_LOADER_PREFIX + k: np.asarray(v)
                 for k, v in loader_state.items()})
-  extra[_META_KEY] = np.array(json.dumps(dict(metadata, step=step)))
+  extra[_META_KEY] = np.array(io_utils.json_dumps(dict(metadata, step=step)))
   path = path_for(directory, step)
   params_io.save_params(path, state.params, model_config, go_vocabulary,
                         extra)

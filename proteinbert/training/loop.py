@@ -19,6 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from proteinbert import config as config_lib
 from proteinbert import io_utils
 from proteinbert.data import batch as batch_lib
 from proteinbert.data import dataset as dataset_lib
@@ -148,6 +149,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
       before it is kept.
     ValueError: bad dataset, config or checkpoint (the message says which).
   """
+  config_lib.validate(config)
   process_index, process_count = jax.process_index(), jax.process_count()
   is_chief = process_index == 0
   ckpt_dir = os.path.join(workdir, 'checkpoints')

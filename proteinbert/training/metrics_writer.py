@@ -1,12 +1,12 @@
 """Metrics to `metrics.jsonl` (one JSON record per logging step) and
 TensorBoard event files, both under the work directory."""
 
-import json
-import math
 import os
 from typing import Mapping
 
 import tensorboardX
+
+from proteinbert import io_utils
 
 
 class MetricsWriter:
@@ -22,11 +22,10 @@ class MetricsWriter:
     """Writes one record: {"step": step, **metrics}."""
     record = {'step': int(step)}
     for name, value in metrics.items():
-      value = float(value)
-      # JSON has no NaN/inf; null keeps the line parseable.
-      record[name] = value if math.isfinite(value) else None
-      self._tensorboard.add_scalar(name, value, int(step))
-    self._jsonl.write(json.dumps(record) + '\n')
+      record[name] = float(value)
+      self._tensorboard.add_scalar(name, record[name], int(step))
+    # JSON has no NaN/inf: they are written as null.
+    self._jsonl.write(io_utils.json_dumps(record) + '\n')
     self._jsonl.flush()
     self._tensorboard.flush()
 
