@@ -1,10 +1,15 @@
 """Tests for proteinbert/data/build.py."""
 
+import fcntl
 import gzip
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -630,3 +635,121 @@ def test_cli(tmp_path):
   assert refused.returncode != 0
   assert 'annotations needs go_obo' in refused.stderr
   assert not os.path.exists(tmp_path / 'refused.h5')
+
+
+def test_entries_over_the_residue_cap_are_counted_skips(tmp_path,
+                                                       monkeypatch):
+  monkeypatch.setattr(uniref, 'MAX_RESIDUES', 5)
+  long_entries = ENTRIES[:-1] + (entry('A0A008', sequence='MKVLAMKV'),)
+  summary, _ = _build(tmp_path, long_entries)
+  assert summary.dropped == {'too_long': 1}
+  assert summary.proteins == 6
+  summary, output = _fasta_build(tmp_path, name='fasta.h5')
+  # KINA_HUMAN has 8 residues (on two lines), custom_7 has 5.
+  assert summary.dropped == {'too_long': 1}
+  with dataset_lib.open_dataset(output) as data:
+    assert 'KINA_HUMAN' not in data.protein_ids(0, data.num_proteins)
+    assert data.num_proteins == 4
+
+
+# Kills the worker process that runs the patched stage, as the OOM killer
+# would, and builds (argv: stage, output, XML, OBO).
+_DYING_WORKER = textwrap.dedent('''
+    import os, signal, sys
+    from proteinbert.data import build
+    from proteinbert.data.builder import annotate, shuffle
+    main = os.getpid()
+    stage, output, xml, obo = sys.argv[1:]
+    patched = {'parse': (annotate.Annotator, '__call__'),
+               'shuffle': (shuffle.Shuffler, 'prepare')}[stage]
+    original = getattr(*patched)
+    def die(self, *args):
+      if os.getpid() != main:
+        os.kill(os.getpid(), signal.SIGKILL)
+      return original(self, *args)
+    setattr(*patched, die)
+    build.build_dataset(xml, obo, output, num_workers=2, bucket_size=50,
+                        min_annotation_count=1, show_progress=False)
+''')
+
+
+@pytest.mark.parametrize('stage', ['parse', 'shuffle'])
+def test_a_dead_worker_fails_the_build(tmp_path, stage):
+  # The pool used to restart the worker and wait for the lost result for
+  # ever.
+  directory = tmp_path / 'release'
+  directory.mkdir()
+  paths = synthetic_release.write(str(directory), _random_entries(300))
+  output = tmp_path / 'out' / 'dataset.h5'
+  output.parent.mkdir()
+  done = subprocess.run(
+      [sys.executable, '-c', _DYING_WORKER, stage, str(output), paths['xml'],
+       paths['obo']], cwd=ROOT, capture_output=True, text=True, timeout=120,
+      check=False)
+  assert done.returncode != 0
+  assert 'WorkerDied: A worker process of the dataset build died' in (
+      done.stderr)
+  assert not os.listdir(output.parent)  # No output, no scratch.
+
+
+def _dead_build_scratch(parent, name, output=None, lock=True):
+  """A scratch directory as a killed build leaves it."""
+  scratch = parent / name
+  scratch.mkdir()
+  (scratch / 'range0.0').write_bytes(b'staged proteins')
+  if lock:
+    (scratch / 'lock').write_text('')
+  if output:
+    output.write_bytes(b'half an HDF5 file')
+    (scratch / 'output').write_text(str(output))
+  return scratch
+
+
+def test_dead_builds_scratch_is_removed(tmp_path, caplog):
+  parent = tmp_path / 'out'
+  parent.mkdir()
+  dead = _dead_build_scratch(parent, '.build_dataset.dead',
+                             parent / '.out.h5.x1.tmp')
+  unlocked_old = _dead_build_scratch(parent, '.build_dataset.old', lock=False)
+  os.utime(unlocked_old, (0, 0))
+  # Not yet locked by the build that just made it.
+  _dead_build_scratch(parent, '.build_dataset.new', lock=False)
+  running = _dead_build_scratch(parent, '.build_dataset.running')
+  with open(running / 'lock') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # As a running build holds it.
+    with caplog.at_level(logging.WARNING):
+      _build(tmp_path, name='out/out.h5')
+  assert sorted(os.listdir(parent)) == ['.build_dataset.new',
+                                        '.build_dataset.running', 'out.h5']
+  assert f'Removed {dead}, the scratch space of a build that died' in (
+      caplog.text)
+  assert f'and its unfinished output {parent}/.out.h5.x1.tmp' in caplog.text
+  assert f'Removed {unlocked_old}' in caplog.text
+
+
+def test_a_killed_build_is_cleaned_up_by_the_next(tmp_path):
+  directory = tmp_path / 'release'
+  directory.mkdir()
+  paths = synthetic_release.write(str(directory), _random_entries(3000))
+  output = tmp_path / 'out' / 'dataset.h5'
+  output.parent.mkdir()
+  command = [sys.executable, '-m', 'experiments.build_dataset',
+             f'--uniref_xml={paths["xml"]}', f'--go_obo={paths["obo"]}',
+             f'--output={output}', '--num_workers=0', '--bucket_size=100']
+  build_process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE)
+  try:
+    # Killed once its scratch space is in use.
+    for _ in range(3000):
+      if any(n.startswith('.build_dataset.')
+             for n in os.listdir(output.parent)):
+        break
+      time.sleep(0.01)
+    build_process.send_signal(signal.SIGKILL)
+  finally:
+    build_process.communicate(timeout=60)
+  left = os.listdir(output.parent)
+  assert left and not os.path.exists(output)
+  done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                        timeout=300, check=True)
+  assert 'the scratch space of a build that died' in done.stderr
+  assert os.listdir(output.parent) == ['dataset.h5']

@@ -1,6 +1,11 @@
 """Tests for proteinbert/data/ontology.py."""
 
+import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -10,6 +15,7 @@ from proteinbert.data import ontology as ontology_lib
 from tests import synthetic_release
 
 Resolution = ontology_lib.Resolution
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write(tmp_path, text):
@@ -116,3 +122,62 @@ def test_random_ontology_is_valid():
   go = ontology_lib.Ontology(terms)
   depths = [len(go.ancestors(i)) for i in range(len(go))]
   assert 3 < np.mean(depths) < 60
+
+
+def _chain(n, stanza):
+  """An OBO of n terms, term i's extra tags given by `stanza(i)`."""
+  return ''.join(f'[Term]\nid: GO:{i:07d}\nname: t{i}\n{stanza(i)}\n'
+                 for i in range(n))
+
+
+def test_deep_is_a_chain_is_refused_in_bounded_memory(tmp_path):
+  # A 6,000-deep chain (about 200 KB) has 18M (term, ancestor) pairs; kept
+  # as a set per term they took 1.0 GB.
+  path = _write(tmp_path, _chain(
+      6000, lambda i: f'is_a: GO:{i - 1:07d}\n' if i else ''))
+  script = textwrap.dedent('''
+      import json, resource, sys
+      from proteinbert.data import ontology
+      before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+      try:
+        ontology.Ontology.from_obo(sys.argv[1])
+        error = None
+      except ontology.OboError as e:
+        error = str(e)
+      grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+      print(json.dumps([error, grown / 1024]))
+  ''')
+  done = subprocess.run([sys.executable, '-c', script, path], cwd=ROOT,
+                        capture_output=True, text=True, check=True)
+  error, grown_mb = json.loads(done.stdout)
+  assert 'the is_a closure holds more than 4,194,304 (term, ancestor) ' in (
+      error)
+  assert grown_mb < 200  # About 40 MB: the capped pairs, as int32.
+
+
+def test_chains_below_the_cap_load(tmp_path):
+  go = ontology_lib.Ontology.from_obo(_write(tmp_path, _chain(
+      2000, lambda i: f'is_a: GO:{i - 1:07d}\n' if i else '')))
+  assert go.ancestors(1999) == frozenset(range(2000))
+  np.testing.assert_array_equal(go.closure([5]), np.arange(6))
+
+
+def test_long_replaced_by_chain_needs_no_recursion(tmp_path):
+  # Each term replaced by the next: a RecursionError past ~1,000 before.
+  go = ontology_lib.Ontology.from_obo(_write(tmp_path, _chain(
+      6000, lambda i: 'is_obsolete: true\nreplaced_by: '
+      f'GO:{i + 1:07d}\n' if i < 5999 else '')))
+  assert go.resolve('GO:0000000') == (Resolution.REPLACED, (5999,))
+
+
+@pytest.mark.parametrize('relation, stanza', [
+    ('is_a', lambda i: f'is_a: GO:{(i - 1) % 6000:07d}\n'),
+    ('replaced_by', lambda i: 'is_obsolete: true\nreplaced_by: '
+     f'GO:{(i + 1) % 6000:07d}\n'),
+])
+def test_long_cycles_fail_clearly(tmp_path, relation, stanza):
+  with pytest.raises(ontology_lib.OboError) as raised:
+    ontology_lib.Ontology.from_obo(_write(tmp_path, _chain(6000, stanza)))
+  message = str(raised.value)
+  assert f'{relation} cycle: GO:' in message
+  assert '... (5989 more) ...' in message and len(message) < 500

@@ -1,6 +1,12 @@
 """Tests for proteinbert/data/uniref.py."""
 
 import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -8,6 +14,8 @@ import pytest
 from experiments import synthetic
 from proteinbert.data import uniref
 from tests import synthetic_release
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ENTRIES = (
     synthetic_release.entry('Q8WZ42', ['GO:0005524', 'GO:0007165'],
@@ -191,3 +199,115 @@ def test_read_lines(tmp_path, monkeypatch):
   path.write_bytes(gzip.compress(b'first line\n\nthird\nlast'))
   assert list(uniref.read_lines(str(path))) == [b'first line', b'', b'third',
                                                 b'last']
+
+
+def _release_with_long_entry(path, sequence_length, members=1):
+  """Two short entries around one long one (its sequence, or its members)."""
+  # Random residues, so that gzip reads stay short too.
+  sequence = ''.join(random.Random(0).choices('ACDEFGHIKLMNPQRSTVWY',
+                                              k=sequence_length))
+  entries = [
+      synthetic_release.entry('P1'),
+      synthetic_release.entry('BIG', ['GO:0005524'], sequence=sequence),
+      synthetic_release.entry('P3', sequence='MKW'),
+  ]
+  synthetic.write_uniref_xml(str(path), entries, members=members)
+  return entries
+
+
+def _entry_lines(path):
+  opener = gzip.open if str(path).endswith('.gz') else open
+  with opener(path, 'rt') as f:
+    return [i for i, text in enumerate(f, 1) if text.startswith('<entry ')]
+
+
+def test_member_heavy_entry_spread_over_many_reads(tmp_path, monkeypatch):
+  # Over the entry cap only with its members, which are dropped on the way.
+  path = tmp_path / 'u.xml'
+  entries = _release_with_long_entry(path, 2000, members=300)
+  monkeypatch.setattr(uniref, 'MAX_ENTRY_BYTES', 8192)
+  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 1000)
+  reader = uniref.UniRefReader(str(path))
+  read = list(reader)
+  assert [e._replace(line=0) for e in read] == entries
+  assert [e.line for e in read] == _entry_lines(path)
+  assert not reader.skipped
+
+
+@pytest.mark.parametrize('gz', [False, True])
+def test_entry_over_the_cap_is_skipped_and_noted(tmp_path, monkeypatch, gz):
+  path = tmp_path / ('u.xml.gz' if gz else 'u.xml')
+  entries = _release_with_long_entry(path, 100_000)
+  monkeypatch.setattr(uniref, 'MAX_ENTRY_BYTES', 8192)
+  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 1000)
+  reader = uniref.UniRefReader(str(path))
+  read = list(reader)
+  lines = _entry_lines(path)
+  assert [e.entry_id for e in read] == [entries[0].entry_id,
+                                        entries[2].entry_id]
+  assert [e.line for e in read] == [lines[0], lines[2]]
+  assert reader.skipped == [('UniRef90_BIG', lines[1])]
+
+
+def test_long_entry_is_read_in_linear_time_and_bounded_memory(tmp_path):
+  # Quadratic before: each read was appended to the unfinished entry (a
+  # copy) and the whole of it searched again; 48 MB of residues in 64 KB
+  # reads took minutes of CPU. The gzip case held the whole entry (the
+  # issue's 200M residues in a 204 KB .gz peaked at 1.5 GB).
+  script = textwrap.dedent('''
+      import json, resource, sys
+      from proteinbert.data import uniref
+      uniref._BLOCK_BYTES = 1 << 16
+      before = resource.getrusage(resource.RUSAGE_SELF)
+      reader = uniref.UniRefReader(sys.argv[1])
+      ids = [e.entry_id for e in reader]
+      after = resource.getrusage(resource.RUSAGE_SELF)
+      print(json.dumps([ids, reader.skipped, after.ru_utime - before.ru_utime,
+                        (after.ru_maxrss - before.ru_maxrss) / 1024]))
+  ''')
+  for name in ('u.xml', 'u.xml.gz'):
+    path = tmp_path / name
+    opener = gzip.open if name.endswith('.gz') else open
+    with opener(path, 'wb') as f:
+      f.write(b'<UniRef90>\n<entry id="UniRef90_BIG"><representativeMember>'
+              b'<dbReference type="UniProtKB ID" id="BIG_HUMAN"/><sequence>')
+      for _ in range(48):
+        f.write(b'A' * (1 << 20))
+      f.write(b'</sequence></representativeMember></entry>\n'
+              b'<entry id="UniRef90_P2"><representativeMember><dbReference '
+              b'type="UniProtKB ID" id="P2_HUMAN"/></representativeMember>'
+              b'</entry>\n</UniRef90>\n')
+    done = subprocess.run([sys.executable, '-c', script, str(path)],
+                          cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    ids, skipped, cpu_seconds, grown_mb = json.loads(done.stdout)
+    assert ids == ['UniRef90_P2'] and skipped == [['UniRef90_BIG', 2]]
+    # Linear: about 0.1 CPU-s here, against about 10 for the quadratic code.
+    assert cpu_seconds < 2, name
+    # Bounded: the entry cap (16 MB) and a few decompressed pieces (32 MB
+    # each) at most, where the old code held the whole 48 MB entry, copied.
+    assert grown_mb < 150, name
+
+
+def test_fasta_record_over_the_residue_cap_is_skipped(tmp_path):
+  path = tmp_path / 'p.fasta'
+  path.write_text('>P1 a\nMKV\n>BIG b\n' + 'A' * 60 + '\n' + 'A' * 60 +
+                  '\n>P3\nMKW\n')
+  reader = uniref.FastaReader(str(path), max_residues=100)
+  assert [(r.id, r.sequence) for r in reader] == [('P1', 'MKV'),
+                                                 ('P3', 'MKW')]
+  assert reader.skipped == [('BIG', 3)]
+  assert len(list(uniref.FastaReader(str(path)))) == 3  # No cap: all.
+
+
+def test_a_line_over_the_cap_is_a_clear_error(tmp_path, monkeypatch):
+  monkeypatch.setattr(uniref, 'MAX_ENTRY_BYTES', 1000)
+  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 100)
+  path = tmp_path / 'p.fasta.gz'
+  path.write_bytes(gzip.compress(b'>P1\nMKV\n>BIG\n' + b'A' * 5000 + b'\n'))
+  with pytest.raises(uniref.UniRefFormatError,
+                     match=r'p\.fasta\.gz:4: a line longer than 1,000 bytes'):
+    list(uniref.FastaReader(str(path)))
+  # Lines spread over many reads are joined whole.
+  path.write_bytes(gzip.compress(b'>P1\n' + b'A' * 900 + b'\n>P2\nMK\n'))
+  assert [len(r.sequence) for r in uniref.FastaReader(str(path))] == [900, 2]

@@ -37,7 +37,14 @@ aside). Its stages live in `proteinbert.data.builder`:
 
 Scratch space: the staged proteins (residues, IDs and term indices,
 uncompressed: about twice the output's size) beside the output or in
-`scratch_dir`, freed as the output is written.
+`scratch_dir`, freed as the output is written. A build that is killed
+leaves its scratch space and unfinished output behind; the next build with
+the same scratch directory removes them, and logs it (`builder.scratch`).
+A worker process that dies ends the build with `workers.WorkerDied`.
+
+Bad inputs cost bounded memory: a sequence over `uniref.MAX_RESIDUES`
+residues is skipped and counted ('too_long'; see `uniref` for the byte
+caps), and the ontology's closure is capped (`ontology`).
 
 Kept proteins are all entries with a sequence, annotated or not, as in the
 paper: unannotated proteins still train the language-model task.
@@ -52,7 +59,6 @@ import datetime
 import itertools
 import os
 import resource
-import tempfile
 import time
 from typing import Any, Dict, Iterable, Optional, Union
 
@@ -68,6 +74,7 @@ from proteinbert.data.builder import annotate
 from proteinbert.data.builder import held_out
 from proteinbert.data.builder import modes
 from proteinbert.data.builder import order
+from proteinbert.data.builder import scratch as scratch_lib
 from proteinbert.data.builder import shuffle
 from proteinbert.data.builder import stage
 from proteinbert.data.builder import summary as summary_lib
@@ -155,6 +162,7 @@ def build_dataset(uniref_xml: Optional[str],
   Raises:
     FileExistsError: `output` exists and not `overwrite`.
     ValueError: bad settings or inputs, or a bad test-ID file.
+    workers.WorkerDied: a worker process died (killed, out of memory).
     ontology.OboError, uniref.UniRefFormatError,
     annotation_table.AnnotationTableError: bad input files, a FASTA ID
       shared by two records among them (the message names the file and
@@ -203,9 +211,8 @@ def build_dataset(uniref_xml: Optional[str],
   processor = stage.BlockProcessor(
       source, annotate.Annotator(ontology, propagate, mode.go_lookup(ontology)),
       ranges, mode, bool(join_fasta), test_id_lines)
-  with tempfile.TemporaryDirectory(
-      prefix='.build_dataset.',
-      dir=scratch_dir or os.path.dirname(os.path.abspath(output))) as scratch:
+  with scratch_lib.directory(
+      scratch_dir or os.path.dirname(os.path.abspath(output))) as scratch:
     stager = stage.Stager(scratch, ranges, len(ontology), join_fasta, mode,
                           summary)
     progress = summary_lib.Progress(f'reading {source.kind}', show_progress)
@@ -213,7 +220,9 @@ def build_dataset(uniref_xml: Optional[str],
     for result in workers.ordered_map(processor, enumerate(blocks),
                                       num_workers):
       stager.add(result, source.path)
+      stager.add_skipped(source.skipped, source.path)
       progress.update(summary.entries, source.fraction_read)
+    stager.add_skipped(source.skipped, source.path)
     stager.finish()
     progress.finish(summary.entries)
     summary.annotation_table = source.annotation_counts()
@@ -228,6 +237,7 @@ def build_dataset(uniref_xml: Optional[str],
                  'proteins.', summary.vocabulary_size, min_annotation_count,
                  stager.size)
     with io_utils.atomic_path(output) as tmp:
+      scratch_lib.note_output(scratch, tmp)
       writer = dataset_lib.create_writer(tmp, layout, vocabulary, compression)
       shuffler = shuffle.Shuffler(
           mode.output_keys(source.order, seed, summary.entries,

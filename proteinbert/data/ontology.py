@@ -14,11 +14,14 @@ Annotations in UniRef name GO IDs that may be alternative IDs of a merged term
 or obsolete terms. `Ontology.resolve` maps each ID to current terms and says
 how (`Resolution`), so the builder can count every case. A broken ontology (a
 parent that is never defined, an `is_a` cycle, an ID defined twice) is an
-`OboError` naming the file and line, never a silently wrong closure.
+`OboError` naming the file and line, never a silently wrong closure. The
+closure takes about four bytes per (term, ancestor) pair, and an ontology
+with far more pairs than GO's (a deep `is_a` chain has the square of its
+depth) is an `OboError` too; `replaced_by` chains of any length are followed
+without recursion.
 """
 
 import enum
-import itertools
 from typing import (Dict, Iterable, List, Mapping, NamedTuple, Optional,
                     Sequence, Tuple)
 
@@ -163,7 +166,7 @@ class Ontology:
     Raises:
       OboError: an ID defined twice (as primary or alternative ID), an
         `is_a` or `replaced_by` target that is not defined, an `is_a` cycle,
-        or a `replaced_by` cycle.
+        a `replaced_by` cycle, or an `is_a` closure over `_max_pairs`.
     """
     self.terms = list(terms)
     self.header = dict(header or {})
@@ -180,8 +183,7 @@ class Ontology:
     self._resolved = self._resolve_all()
     # CSR: term i's ancestors (itself included), in no order, are
     # _ancestor_indices[_ancestor_offsets[i]:_ancestor_offsets[i + 1]].
-    self._ancestor_offsets, self._ancestor_indices = _to_csr(
-        self._ancestor_sets())
+    self._ancestor_offsets, self._ancestor_indices = self._ancestor_csr()
 
   @classmethod
   def from_obo(cls, path: str) -> 'Ontology':
@@ -204,9 +206,10 @@ class Ontology:
   def _resolve_all(self) -> Dict[str, Tuple[Resolution, Tuple[int, ...]]]:
     """ID -> (how, term indices) for every primary and alternative ID."""
     resolved = {}
+    replacements = {}  # Obsolete term -> the current terms replacing it.
     for i, term in enumerate(self.terms):
       if term.is_obsolete:
-        current = self._replacements(i, (term.id,))
+        current = self._replacements(i, replacements)
         how = Resolution.REPLACED if current else Resolution.OBSOLETE
       else:
         how, current = Resolution.PRIMARY, (i,)
@@ -221,53 +224,108 @@ class Ontology:
             Resolution.ALT_ID if how == Resolution.PRIMARY else how, current)
     return resolved
 
-  def _replacements(self, i: int, chain: Tuple[str, ...]) -> Tuple[int, ...]:
-    """Current terms replacing obsolete term i, following chains."""
-    current = set()
-    for target in self.terms[i].replaced_by:
-      j = self.index[target]
-      if target in chain:
-        raise OboError(f'{self._path}:{self.terms[i].line}: replaced_by '
-                       f'cycle: {" -> ".join(chain + (target,))}.')
-      if self.terms[j].is_obsolete:
-        current.update(self._replacements(j, chain + (target,)))
-      else:
-        current.add(j)
-    return tuple(sorted(current))
+  def _replacements(self, start: int,
+                    done: Dict[int, Tuple[int, ...]]) -> Tuple[int, ...]:
+    """Current terms replacing obsolete term `start`, following chains.
 
-  def _ancestor_sets(self) -> List[frozenset]:
-    """Term index -> frozenset of itself and all its `is_a` ancestors."""
+    Iterative (a depth-first walk with an explicit stack), so a chain of any
+    length costs no recursion; each obsolete term is resolved once, into
+    `done`.
+
+    Raises:
+      OboError: a `replaced_by` cycle.
+    """
+    on_path = {}  # Obsolete terms being resolved -> their stack positions.
+    stack = [start]
+    while stack:
+      i = stack[-1]
+      if i in done:
+        stack.pop()
+        continue
+      on_path.setdefault(i, len(stack) - 1)
+      waiting = [j for j in map(self.index.get, self.terms[i].replaced_by)
+                 if self.terms[j].is_obsolete and j not in done]
+      for j in waiting:
+        if j in on_path:
+          chain = [self.terms[k].id for p, k in sorted(
+              (p, k) for k, p in on_path.items() if p >= on_path[j])]
+          raise OboError(f'{self._path}:{self.terms[i].line}: replaced_by '
+                         f'cycle: {_chain(chain + [self.terms[j].id], "->")}.')
+      if waiting:
+        stack += waiting
+        continue
+      current = set()
+      for j in map(self.index.get, self.terms[i].replaced_by):
+        if self.terms[j].is_obsolete:
+          current.update(done[j])
+        else:
+          current.add(j)
+      done[i] = tuple(sorted(current))
+      del on_path[i]
+      stack.pop()
+    return done[start]
+
+  def _ancestor_csr(self) -> Tuple[np.ndarray, np.ndarray]:
+    """int64 CSR offsets and members of each term's `is_a` ancestors.
+
+    A term's ancestors (itself included, in no order) are an int32 array
+    built from its parents' once they are done (Kahn's algorithm), so memory
+    is about four bytes per (term, ancestor) pair. Real GO has about 13 per
+    term (go.obo 2014-01: 540k pairs for 40k terms, at most 145 for one);
+    an ontology with far more (a deep `is_a` chain holds the square of its
+    depth) is refused before it can take gigabytes.
+
+    Raises:
+      OboError: an `is_a` cycle, or more pairs than `_max_pairs` allows.
+    """
     parents = [[self.index[p] for p in t.parents] for t in self.terms]
     children = [[] for _ in self.terms]
     pending = [len(p) for p in parents]
     for i, ps in enumerate(parents):
       for p in ps:
         children[p].append(i)
-    # Kahn's algorithm: a term is done once all its parents are.
+    limit = _max_pairs(len(self.terms))
+    total = 0
     ready = [i for i, n in enumerate(pending) if n == 0]
     ancestors = [None] * len(self.terms)
     while ready:
       i = ready.pop()
-      ancestors[i] = frozenset([i]).union(*(ancestors[p] for p in parents[i]))
+      ps = parents[i]
+      if len(ps) == 1:  # Most terms: no repeats to remove.
+        ancestors[i] = np.append(ancestors[ps[0]], np.int32(i))
+      else:
+        ancestors[i] = np.unique(np.concatenate(
+            [ancestors[p] for p in ps] + [np.array([i], np.int32)]))
+      total += len(ancestors[i])
+      if total > limit:
+        raise OboError(
+            f'{self._path}: the is_a closure holds more than {limit:,} '
+            f'(term, ancestor) pairs for {len(self.terms):,} terms (real GO: '
+            f'about 13 per term); is_a chains this deep are not an ontology '
+            f'to annotate with (term {self.terms[i].id}, line '
+            f'{self.terms[i].line}, has {len(ancestors[i]):,} ancestors).')
       for c in children[i]:
         pending[c] -= 1
         if pending[c] == 0:
           ready.append(c)
     if any(a is None for a in ancestors):
       raise OboError(self._describe_cycle(parents, ancestors))
-    return ancestors
+    sizes = np.fromiter(map(len, ancestors), np.int64, len(ancestors))
+    return (np.concatenate([[0], np.cumsum(sizes)]),
+            np.concatenate([np.zeros(0, np.int32)] + ancestors).astype(
+                np.int64))
 
   def _describe_cycle(self, parents, ancestors) -> str:
     # Every unfinished term has an unfinished parent, so walking up from one
     # must revisit a term: that stretch of the walk is a cycle.
     i = next(i for i, a in enumerate(ancestors) if a is None)
-    walk = []
+    walk = {}  # Term -> its step in the walk; dicts keep insertion order.
     while i not in walk:
-      walk.append(i)
+      walk[i] = len(walk)
       i = next(p for p in parents[i] if ancestors[p] is None)
-    cycle = walk[walk.index(i):] + [i]
-    return (f'{self._path}:{self.terms[cycle[0]].line}: is_a cycle: ' +
-            ' is_a '.join(self.terms[j].id for j in cycle) + '.')
+    cycle = list(walk)[walk[i]:] + [i]
+    return (f'{self._path}:{self.terms[cycle[0]].line}: is_a cycle: '
+            f'{_chain([self.terms[j].id for j in cycle], "is_a")}.')
 
   def resolve(self, go_id: str) -> Tuple[Resolution, Tuple[int, ...]]:
     """How `go_id` maps onto current terms, and their indices."""
@@ -313,9 +371,19 @@ class Ontology:
             self._ancestor_indices[np.repeat(starts, counts) + within])
 
 
-def _to_csr(sets: Sequence[frozenset]) -> Tuple[np.ndarray, np.ndarray]:
-  """(int64 [len(sets) + 1] offsets, int64 members of each set)."""
-  sizes = np.fromiter(map(len, sets), np.int64, len(sets))
-  members = np.fromiter(itertools.chain.from_iterable(sets), np.int64,
-                        int(sizes.sum()))
-  return np.concatenate([[0], np.cumsum(sizes)]), members
+def _chain(ids: List[str], link: str, most: int = 12) -> str:
+  """`ids` joined by `link`; a long chain by its ends and its length."""
+  if len(ids) > most:
+    ids = ids[:most // 2] + [f'... ({len(ids) - most} more) ...'] + ids[
+        -(most // 2):]
+  return f' {link} '.join(ids)
+
+
+def _max_pairs(num_terms: int) -> int:
+  """The most (term, ancestor) pairs an ontology of `num_terms` may have.
+
+  15 times real GO's average per term, and at least 4M (32 MB as int64),
+  so any small ontology passes; a crafted one costs at most a few bytes per
+  byte of its file.
+  """
+  return max(200 * num_terms, 1 << 22)

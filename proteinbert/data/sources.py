@@ -100,6 +100,11 @@ class XmlSource:
   def fraction_read(self) -> float:
     return self._reader.fraction_read
 
+  @property
+  def skipped(self) -> List[Tuple[str, int]]:
+    """(entry ID, line) of the entries left out as too long, so far."""
+    return self._reader.skipped
+
   def blocks(self, read_ahead: bool):
     """`uniref.Block`s of whole entries (see `UniRefReader.blocks`)."""
     return self._reader.blocks(read_ahead)
@@ -164,7 +169,7 @@ class FastaSource:
       uniref.UniRefFormatError: a damaged gzip stream.
     """
     self.path = path
-    self._reader = uniref.FastaReader(path)
+    self._reader = uniref.FastaReader(path, uniref.MAX_RESIDUES)
     self._table = None
     if annotations:
       self._table = annotation_table.AnnotationTable(annotations)
@@ -177,6 +182,11 @@ class FastaSource:
   @property
   def fraction_read(self) -> float:
     return self._reader.fraction_read
+
+  @property
+  def skipped(self) -> List[Tuple[str, int]]:
+    """(ID, line) of the records left out as too long, so far."""
+    return self._reader.skipped
 
   def blocks(self, read_ahead: bool):
     """Lists of entries, their GO IDs taken from the table.

@@ -34,6 +34,14 @@ Errors name the file and position: malformed XML (expat's line and column), a
 truncated or corrupt gzip stream (how far decompression got), an entry without
 an `id` or without a representative `dbReference`.
 
+Memory stays bounded and time linear whatever the input: decompression
+yields at most `_MAX_PIECE_BYTES` at a time (a compression bomb inflates in
+many pieces), a line over `MAX_ENTRY_BYTES` is an error, an XML entry that
+holds more than `MAX_ENTRY_BYTES` outside its `<member>`s is skipped and
+noted (`UniRefReader.skipped`), and `FastaReader(max_residues=...)` skips
+and notes records with longer sequences. The builder counts both skips
+('too_long'), and drops any sequence over `MAX_RESIDUES`.
+
 `FastaReader` streams the records of a FASTA file (gzip or plain) with their
 header lines, for the builder's FASTA route and for `FastaJoin`, which
 supplies sequences from `uniref90.fasta[.gz]` by entry ID for entries whose
@@ -63,6 +71,23 @@ GO_PROPERTY_TYPES = frozenset((
 # the Python-level loop, small enough that the entries parsed from one block
 # (a few thousand) are a negligible amount of memory.
 _BLOCK_BYTES = 1 << 20
+# Decompressed bytes per piece, at most: far above what a step of real
+# UniRef XML or FASTA inflates to (about 6x), so only a compression bomb
+# (one long run of one letter) is cut into more pieces than one per step.
+_MAX_PIECE_BYTES = 32 << 20
+# Residues of the longest sequence kept: real proteins have under 40,000
+# (titin, about 35,000). A longer one is damaged or crafted input; the
+# builder skips and counts it (`FastaReader(max_residues=...)`, and for the
+# XML the builder's own check), so no entry can take much memory.
+MAX_RESIDUES = 100_000
+# Bytes of one line (`read_lines`, FASTA) or of one XML entry outside its
+# `<member>` elements, at most: room for any real one (an entry with a
+# MAX_RESIDUES sequence takes about 0.1 MB); a longer line is an error, a
+# longer entry is skipped (`UniRefReader.skipped`).
+MAX_ENTRY_BYTES = 16 << 20
+# Line ends an entry may keep in place of its members, at most (a real one
+# has about 20 per member): bounds what member-heavy entries hold.
+_MAX_BLANK_LINES = 64 << 20
 
 
 class UniRefFormatError(ValueError):
@@ -120,10 +145,10 @@ def _blocks(path: str, raw: BinaryIO) -> Iterator[bytes]:
   while data := raw.read(_BLOCK_BYTES):
     while data:
       try:
-        out = inflater.decompress(data)
+        out = inflater.decompress(data, _MAX_PIECE_BYTES)
       except zlib.error as e:
         raise _gzip_error(path, done, e) from None
-      fed, data = True, b''
+      fed, data = True, inflater.unconsumed_tail
       if inflater.eof:  # Another gzip member may follow.
         data = inflater.unused_data
         inflater, fed = zlib.decompressobj(wbits=31), False
@@ -134,25 +159,50 @@ def _blocks(path: str, raw: BinaryIO) -> Iterator[bytes]:
     raise _gzip_error(path, done, 'the stream ends early')
 
 
-def _split_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
-  """The lines of consecutive pieces of a text, without '\\n' line ends."""
-  rest = b''
+def _split_lines(path: str, pieces: Iterable[bytes]) -> Iterator[bytes]:
+  """The lines of consecutive pieces of a text, without '\\n' line ends.
+
+  A line spread over many pieces is joined once, in linear time.
+
+  Raises:
+    UniRefFormatError: a line longer than `MAX_ENTRY_BYTES`.
+  """
+  rest, rest_bytes, number = [], 0, 1  # The unfinished line: its pieces.
   for block in pieces:
-    lines = (rest + block).split(b'\n')
-    rest = lines.pop()
+    lines = block.split(b'\n')
+    last = lines.pop()
+    if lines:
+      lines[0] = b''.join(rest + [lines[0]])
+      rest, rest_bytes = [], 0
+      if len(lines[0]) > MAX_ENTRY_BYTES or len(block) > MAX_ENTRY_BYTES:
+        for k, text in enumerate(lines):
+          if len(text) > MAX_ENTRY_BYTES:
+            raise _long_line(path, number + k)
+      number += len(lines)
+    rest.append(last)
+    rest_bytes += len(last)
+    if rest_bytes > MAX_ENTRY_BYTES:
+      raise _long_line(path, number)
     yield from lines
-  if rest:
-    yield rest
+  if rest_bytes:
+    yield b''.join(rest)
+
+
+def _long_line(path: str, number: int) -> UniRefFormatError:
+  return UniRefFormatError(
+      f'{path}:{number}: a line longer than {MAX_ENTRY_BYTES:,} bytes; '
+      'expected text lines (is this the right file?).')
 
 
 def read_lines(path: str) -> Iterator[bytes]:
   """The lines of `path` (gzip or plain), without '\\n' line ends.
 
   Raises:
-    UniRefFormatError: a damaged gzip stream.
+    UniRefFormatError: a damaged gzip stream, or a line longer than
+      `MAX_ENTRY_BYTES`.
   """
   with open(path, 'rb') as raw:
-    yield from _split_lines(_blocks(path, raw))
+    yield from _split_lines(path, _blocks(path, raw))
 
 
 class _FileReader:
@@ -215,6 +265,40 @@ _ROOT_END = re.compile(rb'\s*</UniRef\w*>\s*')
 _ENTRY_END = b'</entry>'
 
 
+_MEMBER_START = re.compile(rb'<member[\s>]')
+_MEMBER_END = b'</member>'
+_ENTRY_ID = re.compile(rb'<entry\s[^>]*?\bid\s*=\s*["\']([^"\'>]*)["\']')
+
+
+def _blank_members(pending: bytearray, start: int) -> Tuple[int, int]:
+  """Replaces the finished `<member>`s after `start` by their line ends.
+
+  Nothing reads members, and the entry's lines keep their numbers.
+
+  Returns:
+    (where the next call starts: after the last finished member, the line
+    ends put in place of members).
+  """
+  kept, done, blanked = [], start, 0
+  while (member := _MEMBER_START.search(pending, done)) is not None:
+    end = pending.find(_MEMBER_END, member.end())
+    if end < 0:
+      break
+    end += len(_MEMBER_END)
+    lines = pending.count(b'\n', member.start(), end)
+    kept += [pending[done:member.start()], b'\n' * lines]
+    done, blanked = end, blanked + lines
+  if kept:
+    pending[start:done] = b''.join(kept)
+  return start + sum(map(len, kept)), blanked
+
+
+def _entry_id(pending: bytearray, start: int) -> str:
+  """The `id` of the `<entry>` at `pending[start:]`, or '?'."""
+  match = _ENTRY_ID.match(pending, start, start + 4096)
+  return match.group(1).decode('utf-8', 'replace') if match else '?'
+
+
 def _format_error(path: str, line: int, what: str) -> UniRefFormatError:
   return UniRefFormatError(
       f'{path}:{line}: {what}; expected a UniRef XML release (<entry> '
@@ -232,11 +316,14 @@ class UniRefReader(_FileReader):
     path: the file.
     release: attributes of the root element, e.g. {'releaseDate': ...,
       'version': ...}, once reading has started.
+    skipped: (entry ID, line) of the entries left out as too long (see
+      `blocks`), so far.
   """
 
   def __init__(self, path: str):
     super().__init__(path)
     self.release = {}
+    self.skipped = []
 
   def __iter__(self) -> Iterator[UniRefEntry]:
     for block in self.blocks():
@@ -245,31 +332,77 @@ class UniRefReader(_FileReader):
   def blocks(self, read_ahead: bool = False) -> Iterator[Block]:
     """The file's entries, a block per read of `_BLOCK_BYTES` of the file.
 
+    Linear in the file's size, and memory stays bounded: an entry spread
+    over many reads loses its finished `<member>`s (which nothing reads) to
+    blank lines, and one that still holds more than `MAX_ENTRY_BYTES` is
+    left out and noted in `skipped`.
+
     Args:
       read_ahead: decompress on a thread of its own, beside the caller's
         work on the blocks before. Do not fork while iterating then (start
         worker processes first).
+
+    Raises:
+      UniRefFormatError: malformed XML around the entries, or a damaged
+        gzip stream.
     """
     with self._pieces(read_ahead) as pieces:
-      pending, line, encoding = b'', 1, None
+      pending, line, encoding = bytearray(), 1, None
+      # pending[:searched] holds no entry end (before the first entry: no
+      # entry start); pending[:members] no finished <member>, and `blank`
+      # line ends in place of members.
+      searched = members = blank = 0
+      skipping = False  # Reading past an entry that is too long.
       for data in pieces:
         pending += data
-        if encoding is None:
-          first = _ENTRY_START.search(pending)
-          if first is None:
+        if skipping:
+          end = pending.find(_ENTRY_END)
+          if end < 0:
+            keep = max(0, len(pending) - len(_ENTRY_END) + 1)
+            line += pending.count(b'\n', 0, keep)
+            del pending[:keep]
             continue
-          encoding = self._read_prolog(pending[:first.start()])
+          line += pending.count(b'\n', 0, end)
+          del pending[:end + len(_ENTRY_END)]
+          skipping, searched, members, blank = False, 0, 0, 0
+        if encoding is None:
+          first = _ENTRY_START.search(pending, max(0, searched - 7))
+          if first is None:
+            searched = len(pending)
+            if searched > MAX_ENTRY_BYTES:
+              raise _format_error(
+                  self.path, line,
+                  f'no <entry> in the first {searched:,} bytes')
+            continue
+          encoding = self._read_prolog(bytes(pending[:first.start()]))
           line += pending.count(b'\n', 0, first.start())
-          pending = pending[first.start():]
-        cut = pending.rfind(_ENTRY_END)
-        if cut < 0:
-          continue  # One entry is longer than a block; read on.
+          del pending[:first.start()]
+        cut = pending.rfind(_ENTRY_END, max(0, searched - len(_ENTRY_END) + 1))
+        if cut < 0:  # One entry is longer than a block; read on.
+          searched = len(pending)
+          if searched - blank > MAX_ENTRY_BYTES:
+            members, blanked = _blank_members(pending, members)
+            blank += blanked
+            searched = len(pending)
+            if searched - blank > MAX_ENTRY_BYTES or blank > _MAX_BLANK_LINES:
+              start = _ENTRY_START.search(pending)
+              begin = start.start() if start else 0
+              self.skipped.append((_entry_id(pending, begin),
+                                   line + pending.count(b'\n', 0, begin)))
+              skipping = True
+          continue
         cut += len(_ENTRY_END)
-        yield Block(pending[:cut], line, self.path, encoding)
-        line += pending.count(b'\n', 0, cut)
-        pending = pending[cut:]
+        with memoryview(pending) as view:
+          block = bytes(view[:cut])
+        yield Block(block, line, self.path, encoding)
+        line += block.count(b'\n')
+        del pending[:cut]
+        searched = members = blank = 0
+      if skipping:
+        raise _format_error(self.path, line,
+                            'the file ends inside an entry (truncated?)')
       if encoding is None:
-        self._read_prolog(pending, final=True)  # A release with no entries.
+        self._read_prolog(bytes(pending), final=True)  # No entries.
       elif not _ROOT_END.fullmatch(pending):
         start = _ENTRY_START.search(pending)
         raise _format_error(
@@ -436,7 +569,18 @@ class FastaReader(_FileReader):
 
   Attributes:
     path: the file.
+    skipped: (ID, header line) of the records left out for a sequence longer
+      than `max_residues`, so far.
   """
+
+  def __init__(self, path: str, max_residues: Optional[int] = None):
+    """Reads `path`; with `max_residues`, longer records are `skipped`.
+
+    Their residues are read past, never held.
+    """
+    super().__init__(path)
+    self._max_residues = max_residues
+    self.skipped = []
 
   def __iter__(self) -> Iterator[FastaRecord]:
     return self.records()
@@ -450,32 +594,43 @@ class FastaReader(_FileReader):
       read_ahead: decompress on a thread of its own (see `UniRefReader`).
 
     Raises:
-      UniRefFormatError: sequence lines before the first header, or a
-        damaged gzip stream.
+      UniRefFormatError: sequence lines before the first header, a line
+        longer than `MAX_ENTRY_BYTES`, or a damaged gzip stream.
     """
-    header, header_line, parts = None, 0, []
+    # The record being read; parts is None once it has too many residues.
+    header, header_line, parts, residues = None, 0, [], 0
+    most = self._max_residues or float('inf')
 
     def record():
       words = header[1:].split(maxsplit=1) + [b'', b'']
-      return FastaRecord(words[0].decode('ascii', 'replace'),
+      record_id = words[0].decode('ascii', 'replace')
+      if parts is None:
+        self.skipped.append((record_id, header_line))
+        return None
+      return FastaRecord(record_id,
                          words[1].decode('utf-8', 'replace').strip(),
                          b''.join(parts).decode('ascii', 'replace'),
                          header_line)
 
     with self._pieces(read_ahead) as pieces:
-      for line_number, line in enumerate(_split_lines(pieces), start=1):
+      for line_number, line in enumerate(_split_lines(self.path, pieces),
+                                         start=1):
         if line.startswith(b'>'):
-          if header is not None:
-            yield record()
-          header, header_line, parts = line, line_number, []
+          if header is not None and (done := record()):
+            yield done
+          header, header_line, parts, residues = line, line_number, [], 0
         elif (stripped := line.strip()) and not stripped.startswith(b';'):
           if header is None:
             raise UniRefFormatError(
                 f"{self.path}:{line_number}: sequence data before the first "
                 "'>' header; expected FASTA.")
-          parts.append(stripped)
-      if header is not None:
-        yield record()
+          residues += len(stripped)
+          if residues > most:
+            parts = None
+          elif parts is not None:
+            parts.append(stripped)
+      if header is not None and (done := record()):
+        yield done
 
 
 class FastaJoin:
@@ -492,7 +647,7 @@ class FastaJoin:
   """
 
   def __init__(self, path: str, window: int = 100_000):
-    self._records = iter(FastaReader(path))
+    self._records = iter(FastaReader(path, MAX_RESIDUES))
     self._window = collections.OrderedDict()
     self._size = window
     self.num_missing = 0

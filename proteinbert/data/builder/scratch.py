@@ -3,16 +3,111 @@
 Staged proteins travel as pickled (records, int64 sources) blocks (see
 `order.SOURCE_BITS` for sources). A `BlockFile` appends blocks to part files
 and `drain` reads them back in order, deleting each part once read.
+
+A build's scratch files live in a hidden directory of their own
+(`directory`), which the build holds an exclusive `flock` on for its whole
+life. The kernel drops the lock when the build dies, however it dies
+(SIGKILL, the OOM killer), so a later build can tell a dead build's scratch
+directory from a running one's, and removes it, with the temporary output
+file it noted (`note_output`), before it starts.
 """
 
+import contextlib
+import fcntl
 import os
 import pickle
-from typing import Iterator, List, Tuple
+import shutil
+import tempfile
+import time
+from typing import Iterator, List, Optional, Tuple
 
+from absl import logging
 import numpy as np
 
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
+
+
+_PREFIX = '.build_dataset.'
+_LOCK = 'lock'
+# Holds the path of the build's temporary output file.
+_OUTPUT_NOTE = 'output'
+# A scratch directory is without its lock only between its creation and the
+# locking; one unlocked for longer is a dead build's (or an older builder's).
+_UNLOCKED_GRACE_SECONDS = 60
+
+
+@contextlib.contextmanager
+def directory(parent: str) -> Iterator[str]:
+  """A fresh scratch directory in `parent`, locked and removed at the end.
+
+  Dead builds' scratch directories in `parent` are removed first
+  (`remove_stale`).
+  """
+  remove_stale(parent)
+  path = tempfile.mkdtemp(prefix=_PREFIX, dir=parent)
+  with open(os.path.join(path, _LOCK), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield path
+    finally:
+      # Removed while still locked, so no other build takes it for a dead
+      # one's.
+      shutil.rmtree(path)
+
+
+def note_output(scratch: str, output: str) -> None:
+  """Notes the temporary output file that a dead build would leave behind."""
+  with open(os.path.join(scratch, _OUTPUT_NOTE), 'w') as f:
+    f.write(output)
+
+
+def remove_stale(parent: str) -> None:
+  """Removes the scratch directories (and outputs) of dead builds in `parent`.
+
+  Logs each removal.
+  """
+  for name in sorted(os.listdir(parent)):
+    path = os.path.join(parent, name)
+    if not name.startswith(_PREFIX) or not os.path.isdir(path):
+      continue
+    with contextlib.ExitStack() as stack:
+      if not _is_dead(path, stack):
+        continue
+      output = _noted_output(path)
+      removed = []
+      if output and os.path.exists(output):
+        os.remove(output)
+        removed.append(output)
+      shutil.rmtree(path, ignore_errors=True)
+      logging.warning(
+          'Removed %s, the scratch space of a build that died (killed, or '
+          'out of memory)%s.', path,
+          f', and its unfinished output {removed[0]}' if removed else '')
+
+
+def _is_dead(path: str, stack: contextlib.ExitStack) -> bool:
+  """Whether the build of scratch directory `path` is dead.
+
+  If so, its lock (if any) is held until `stack` closes.
+  """
+  try:
+    lock = stack.enter_context(open(os.path.join(path, _LOCK), 'r+'))
+  except FileNotFoundError:
+    return time.time() - os.path.getmtime(path) > _UNLOCKED_GRACE_SECONDS
+  try:
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    return False  # A running build holds it.
+  return True
+
+
+def _noted_output(path: str) -> Optional[str]:
+  try:
+    with open(os.path.join(path, _OUTPUT_NOTE)) as f:
+      return f.read()
+  except FileNotFoundError:
+    return None
 
 
 class BlockFile:

@@ -34,6 +34,8 @@ def _check_sequence(seq: Optional[str]) -> Tuple[Optional[str], str]:
   """(the sequence, '') if usable, else (None, why not)."""
   if not seq:
     return None, 'no_sequence'
+  if len(seq) > uniref.MAX_RESIDUES:
+    return None, 'too_long'
   if not seq.isascii():
     return None, 'invalid_sequence'
   return seq, ''
@@ -201,6 +203,7 @@ class Stager:
     self._mode = mode
     self._summary = summary
     self._from_fasta = _BlockBuilder()
+    self._num_skipped = 0
 
   def add(self, result: BlockResult, path: str) -> None:
     """Stages a processed block of the input `path`."""
@@ -213,12 +216,12 @@ class Stager:
     self._count(result.counted)
     self._append(result.staged)
     for reason, entry in result.dropped:
-      self._drop(reason, entry, path)
+      self._drop(reason, entry.entry_id, entry.line, path)
     counted = []
     for entry, terms, in_test, source in result.pending:
       seq, reason = _check_sequence(self._fasta.lookup(entry.entry_id))
       if seq is None:
-        self._drop(reason, entry, path)
+        self._drop(reason, entry.entry_id, entry.line, path)
         continue
       if not self._mode.counts_every_entry:
         counted.append(terms)
@@ -227,6 +230,19 @@ class Stager:
         self._append(self._ranges.pickled(*self._from_fasta.take()))
     if counted:
       self._count(np.concatenate(counted))
+
+  def add_skipped(self, skipped: List[Tuple[str, int]], path: str) -> None:
+    """Counts the entries of `path` that its reader left out as too long.
+
+    Args:
+      skipped: (entry ID, line) of every entry the reader left out so far
+        (`UniRefReader.skipped`, `FastaReader.skipped`); those not yet
+        counted are.
+      path: the input.
+    """
+    for entry_id, line in skipped[self._num_skipped:]:
+      self._drop('too_long', entry_id, line, path)
+    self._num_skipped = len(skipped)
 
   def finish(self) -> None:
     """Stages what waits for a full block; call after the last `add`."""
@@ -246,11 +262,11 @@ class Stager:
     if len(terms):
       self.counts += np.bincount(terms, minlength=len(self.counts))
 
-  def _drop(self, reason: str, entry: uniref.UniRefEntry, path: str) -> None:
+  def _drop(self, reason: str, entry_id: str, line: int, path: str) -> None:
     dropped = self._summary.dropped
     dropped[reason] += 1
     if sum(dropped.values()) <= summary_lib.MAX_LOGGED:
-      logging.warning('%s:%d: entry %s skipped (%s)%s', path, entry.line,
-                      entry.entry_id, reason,
+      logging.warning('%s:%d: entry %s skipped (%s)%s', path, line, entry_id,
+                      reason,
                       '; further skips are only counted' if
                       sum(dropped.values()) == summary_lib.MAX_LOGGED else '')

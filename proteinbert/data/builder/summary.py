@@ -16,12 +16,15 @@ class BuildSummary:
   """What a build read, kept and dropped; logged and stored in the output.
 
   Attributes:
-    entries: UniRef entries or FASTA records read.
+    entries: UniRef entries or FASTA records read (but not those the
+      reader left out as too long, counted in `dropped['too_long']` only).
     proteins: proteins written.
     with_annotations: written proteins with at least one vocabulary term.
     test_proteins: written proteins in the test set.
     dropped: reason -> entries not written ('no_sequence',
-      'invalid_sequence', 'compat_id_join').
+      'invalid_sequence', 'too_long' (over `uniref.MAX_RESIDUES` residues,
+      or an XML entry over `uniref.MAX_ENTRY_BYTES` outside its members),
+      'compat_id_join').
     go_references: `Resolution` value (or 'index_0' in compatibility mode)
       -> GO references so resolved, over all entries.
     unknown_go_ids: GO ID -> references to it that the ontology lacks.

@@ -1,12 +1,18 @@
 """The ordered process-pool map that both passes of the builder run on."""
 
 import collections
+from concurrent import futures
+from concurrent.futures import process
 import multiprocessing
 import os
 from typing import Callable, Iterable, Iterator, Optional
 
 # What worker processes run, set when their pool starts.
 _worker_function = None
+
+
+class WorkerDied(RuntimeError):
+  """A worker process ended without a result (killed, or out of memory)."""
 
 
 def _start_worker(function: Callable) -> None:
@@ -24,7 +30,12 @@ def ordered_map(function: Callable, items: Iterable, num_workers: int,
 
   At most `in_flight` (default: two per worker) items are being processed
   or waiting to be consumed, so a fast producer never queues up everything
-  in memory (as `Pool.imap` would).
+  in memory (as `Pool.imap` would). A worker that dies (SIGKILL, the OOM
+  killer) ends the map with `WorkerDied`, where `multiprocessing.Pool` would
+  replace the worker and wait for the lost result for ever.
+
+  Raises:
+    WorkerDied: a worker process died.
   """
   if not num_workers:
     yield from map(function, items)
@@ -33,14 +44,29 @@ def ordered_map(function: Callable, items: Iterable, num_workers: int,
   # Fork shares the ontology and lookup tables without pickling them.
   context = multiprocessing.get_context('fork' if 'fork' in methods else None)
   limit = in_flight or 2 * num_workers
-  with context.Pool(num_workers, _start_worker, (function,)) as pool:
+  pool = futures.ProcessPoolExecutor(num_workers, context, _start_worker,
+                                     (function,))
+  try:
     pending = collections.deque()
     for item in items:
-      pending.append(pool.apply_async(_in_worker, (item,)))
+      pending.append(pool.submit(_in_worker, item))
       if len(pending) >= limit:
-        yield pending.popleft().get()
+        yield _result(pending.popleft())
     while pending:
-      yield pending.popleft().get()
+      yield _result(pending.popleft())
+  finally:
+    pool.shutdown(cancel_futures=True)
+
+
+def _result(future: futures.Future):
+  try:
+    return future.result()
+  except process.BrokenProcessPool:
+    raise WorkerDied(
+        'A worker process of the dataset build died (killed by a signal, '
+        'or by the out-of-memory killer: see `dmesg`); the build stops '
+        'without output. Rerun it, with fewer workers (num_workers) or a '
+        'smaller bucket_size if memory ran out.') from None
 
 
 def idle_cpus() -> int:
