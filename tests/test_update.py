@@ -57,6 +57,60 @@ def test_plateau_reduces_learning_rate_to_the_floor():
       rates, [2e-4, 2e-4, 1e-4, 1e-4, 5e-5, 5e-5, 5e-5, 5e-5, 5e-5, 5e-5])
 
 
+def _keras_plateau_config() -> ml_collections.ConfigDict:
+  """Fine-tuning's plateau rule: the original demo's callback."""
+  config = _train_config(learning_rate=1e-3)
+  config.plateau.update(dict(factor=0.25, patience_epochs=1, min_delta=1e-4,
+                             min_learning_rate=1e-5))
+  return config
+
+
+def test_plateau_stepped_per_epoch_is_keras_reduce_lr_on_plateau():
+  config = _keras_plateau_config()
+  optimizer = optimizer_lib.make_optimizer(config, None, 'adam')
+  params = {'w': jnp.ones(3)}
+  opt_state = optimizer.init(params)
+  rates, steps = [], []
+  for loss in [1.0, 0.9, 0.89995, 0.95, 0.8, 0.85, 0.85]:
+    rates.append(config.learning_rate
+                 * float(optimizer_lib.plateau_scale(opt_state)))
+    # The updates apply the scale and leave the rule alone, whatever value
+    # they carry; only the epoch's value moves it.
+    updates, opt_state = optimizer.update({'w': jnp.ones(3)}, opt_state,
+                                          params, value=jnp.asarray(-1.0))
+    steps.append(-float(updates['w'][0]))
+    opt_state = optimizer_lib.step_plateau(opt_state, config.plateau,
+                                           config.learning_rate, loss)
+  # 0.89995 is no improvement on 0.9 under min_delta 1e-4: the rate falls
+  # by 0.25, again after 0.95, and after the first 0.85.
+  expected = [1e-3, 1e-3, 1e-3, 2.5e-4, 6.25e-5, 6.25e-5, 1.5625e-5]
+  np.testing.assert_allclose(rates, expected, rtol=1e-6)
+  # Adam's step on a constant gradient is the learning rate, up to the
+  # float32 round-off of its bias corrections (1 - 0.999**t: ~1e-5 relative).
+  np.testing.assert_allclose(steps, expected, rtol=1e-4)
+  opt_state = optimizer_lib.step_plateau(opt_state, config.plateau,
+                                         config.learning_rate, 0.85)
+  np.testing.assert_allclose(  # The floor.
+      config.learning_rate * float(optimizer_lib.plateau_scale(opt_state)),
+      1e-5, rtol=1e-6)
+
+
+def test_plateau_never_raises_a_rate_below_its_floor():
+  config = _keras_plateau_config()
+  optimizer = optimizer_lib.make_optimizer(config, None, 'adam',
+                                           learning_rate=1e-6)
+  opt_state = optimizer.init({'w': jnp.ones(3)})
+  for _ in range(4):
+    opt_state = optimizer_lib.step_plateau(opt_state, config.plateau, 1e-6,
+                                           1.0)
+  assert float(optimizer_lib.plateau_scale(opt_state)) == 1.0
+
+
+def test_unknown_optimizer_fails():
+  with pytest.raises(ValueError, match="Unknown optimizer 'sgd'"):
+    optimizer_lib.make_optimizer(_train_config(), 5, 'sgd')
+
+
 def _run(model_config, train_config, batch, steps):
   optimizer = optimizer_lib.make_optimizer(train_config, batches_per_epoch=5)
   state = state_lib.init_state(model_config, train_config, optimizer, seed=0)

@@ -74,15 +74,30 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.final_seq_len = 1024
   # Learning rate of the final stage (the demo's 1e-5).
   config.train.final_learning_rate = 1e-5
-  # ReduceLROnPlateau on the validation loss: factor, patience (epochs),
-  # min_delta (absolute) and floor, as the demo's callback.
-  config.train.plateau_factor = 0.25
-  config.train.plateau_patience = 1
-  config.train.plateau_min_delta = 1e-4
-  config.train.min_learning_rate = 1e-5
-  # EarlyStopping: epochs without a new best validation loss before a stage
-  # stops; the stage's best parameters are then restored.
-  config.train.early_stopping_patience = 2
+  # Decoupled weight decay of the optimizer (the original uses none).
+  config.train.weight_decay = 0.0
+  # Clip gradients to this global norm; 0 disables (the original).
+  config.train.grad_clip_norm = 0.0
+  # Initial dynamic loss scale, used only under float16 compute.
+  config.train.initial_loss_scale = 2.0**15
+  # Keras' ReduceLROnPlateau on the validation loss after each epoch (the
+  # demo's callback), restarted with every stage.
+  config.train.plateau = ml_collections.ConfigDict()
+  # False keeps each stage's learning rate constant.
+  config.train.plateau.enabled = True
+  # Multiply the learning rate by this on a plateau.
+  config.train.plateau.factor = 0.25
+  # Epochs without improvement before a reduction.
+  config.train.plateau.patience_epochs = 1
+  # Improvement smaller than this (absolute, in loss units) does not count.
+  config.train.plateau.min_delta = 1e-4
+  # Floor of the learning rate.
+  config.train.plateau.min_learning_rate = 1e-5
+  # Keras' EarlyStopping on the validation loss, restarted with every stage.
+  config.train.early_stopping = ml_collections.ConfigDict()
+  # Epochs without a new best validation loss before a stage stops; the
+  # stage's best parameters are then restored.
+  config.train.early_stopping.patience_epochs = 2
   # Seeds the head initialisation, dropout and shuffling.
   config.train.seed = 0
 

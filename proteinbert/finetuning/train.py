@@ -9,16 +9,25 @@
 Every stage watches the validation loss after each epoch, with the demo's
 Keras callbacks (reset at each stage, as Keras resets them per `fit`):
 ReduceLROnPlateau(factor 0.25, patience 1, min_delta 1e-4, min_lr 1e-5) and
-EarlyStopping(patience 2, restore_best_weights). The best parameters of the
-stage are restored at its end, also when it ran out of epochs without
-stopping early.
+EarlyStopping(patience 2, restore_best_weights), configured as
+`train.plateau` and `train.early_stopping`. The best parameters of the stage
+are restored at its end, also when it ran out of epochs without stopping
+early.
+
+The training stack is pretraining's: a state NamedTuple
+(`update.FinetuneState`), a pure update step jitted with the state donated
+(`training.distributed.jit_update`), the same optimizer construction and
+plateau rule (`training.optimizer`), loss scaling under float16 and batches
+sharded over every device. The plateau rule is fed the validation loss once
+per epoch (`optimizer.step_plateau`); early stopping is the pure
+`early_stopping` record. Each stage starts a fresh optimizer; the dropout key,
+the loss scale and the step count carry over.
 
 Training and validation sequences longer than the stage's length are left out
 of that stage, as the original does (the log says how many);
 `evaluate.evaluate_by_length` never leaves any out.
 """
 
-import math
 import time
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -26,18 +35,21 @@ from absl import logging
 import haiku as hk
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 import ml_collections
 import numpy as np
-import optax
 
 from proteinbert import batching
 from proteinbert import tokenization
+from proteinbert.finetuning import early_stopping
 from proteinbert.finetuning import evaluate
 from proteinbert.finetuning import finetuned
 from proteinbert.finetuning import heads
 from proteinbert.finetuning import tasks
-
-OPTIMIZERS = ('adam', 'lamb')
+from proteinbert.finetuning import update as update_lib
+from proteinbert.training import distributed
+from proteinbert.training import optimizer as optimizer_lib
+from proteinbert.training import state as state_lib
 
 
 class Stage(NamedTuple):
@@ -65,40 +77,6 @@ def stages(config: ml_collections.ConfigDict) -> list[Stage]:
     result.append(Stage('final', config.final_seq_len, final_batch,
                         config.final_epochs, config.final_learning_rate, True))
   return result
-
-
-class Plateau:
-  """Keras' ReduceLROnPlateau and EarlyStopping on one monitored loss."""
-
-  def __init__(self, learning_rate: float,
-               config: ml_collections.ConfigDict):
-    self.learning_rate = learning_rate
-    self.stop = False
-    self._config = config
-    self._plateau_best = math.inf
-    self._plateau_wait = 0
-    self._stop_best = math.inf
-    self._stop_wait = 0
-
-  def update(self, loss: float) -> bool:
-    """Takes an epoch's loss; returns whether it is the stage's best yet."""
-    c = self._config
-    if loss < self._plateau_best - c.plateau_min_delta:
-      self._plateau_best, self._plateau_wait = loss, 0
-    else:
-      self._plateau_wait += 1
-      if (self._plateau_wait >= c.plateau_patience
-          and self.learning_rate > c.min_learning_rate):
-        self.learning_rate = max(self.learning_rate * c.plateau_factor,
-                                 c.min_learning_rate)
-        self._plateau_wait = 0
-    improved = loss < self._stop_best
-    if improved:
-      self._stop_best, self._stop_wait = loss, 0
-    else:
-      self._stop_wait += 1
-      self.stop = self._stop_wait >= c.early_stopping_patience
-    return improved
 
 
 def check_lengths(schedule: Sequence[Stage], train_seqs: Sequence[str],
@@ -129,40 +107,13 @@ def _encode(spec, seqs, labels, seq_len, what) -> _Encoded:
       tasks.targets(spec, [labels[i] for i in keep], seq_len))
 
 
-def _batch(encoded: _Encoded, indices, batch_size: int):
-  """A fixed-size batch; padding rows are <PAD> with zero weight."""
-  return (batching.pad_rows(encoded.tokens[indices], batch_size,
-                            tokenization.PAD),
-          batching.pad_rows(encoded.targets.values[indices], batch_size),
-          batching.pad_rows(encoded.targets.weights[indices], batch_size))
-
-
-def _make_optimizer(name: str) -> Callable:
-  if name not in OPTIMIZERS:
-    raise ValueError(f'Unknown optimizer {name!r}; expected one of '
-                     f'{OPTIMIZERS}.')
-  # The learning rate lives in the optimizer state, so the plateau rule can
-  # change it between epochs without recompiling.
-  return optax.inject_hyperparams(getattr(optax, name))
-
-
-def _make_step(apply, spec: tasks.TaskSpec, optimizer) -> Callable:
-  """The jitted update of the trainable params, the frozen ones held fixed."""
-
-  def loss_fn(trainable, frozen, rng, tokens, values, weights):
-    logits = apply(hk.data_structures.merge(frozen, trainable), rng, tokens,
-                   True)
-    total, count = heads.weighted_loss_sum(spec, logits, values, weights)
-    return total / jnp.maximum(count, 1.0)
-
-  @jax.jit
-  def step(trainable, frozen, opt_state, rng, tokens, values, weights):
-    loss, grads = jax.value_and_grad(loss_fn)(trainable, frozen, rng, tokens,
-                                              values, weights)
-    updates, opt_state = optimizer.update(grads, opt_state, trainable)
-    return optax.apply_updates(trainable, updates), opt_state, loss
-
-  return step
+def _batch(encoded: _Encoded, indices, batch_size: int) -> update_lib.Batch:
+  """The rows `indices`, padded to batch_size with <PAD> of zero weight."""
+  return update_lib.Batch(
+      batching.pad_rows(encoded.tokens[indices], batch_size,
+                        tokenization.PAD),
+      batching.pad_rows(encoded.targets.values[indices], batch_size),
+      batching.pad_rows(encoded.targets.weights[indices], batch_size))
 
 
 # The loss of a batch, compiled per task and shape.
@@ -174,88 +125,104 @@ def _labelled(array, weights):
   return array[weights > 0]
 
 
-class _Trainer:
-  """What the stages of one `finetune` call share: model, data, RNGs, log."""
+def _validate(spec: tasks.TaskSpec, logits_fn: Callable, params: hk.Params,
+              encoded: _Encoded, batch_size: int) -> dict:
+  """Validation loss (mean over labels) and the task's metrics."""
+  total = count = 0.0
+  truths, predictions = [], []
+  for part in batching.batch_slices(len(encoded.tokens), batch_size):
+    batch = _batch(encoded, np.arange(part.start, part.stop), batch_size)
+    logits = logits_fn(params, batch.tokens)
+    batch_total, batch_count = _loss_sums(spec, logits, batch.values,
+                                          batch.weights)
+    total += float(batch_total)
+    count += float(batch_count)
+    truths.append(_labelled(batch.values, batch.weights))
+    predictions.append(_labelled(
+        np.asarray(finetuned.predictions(spec, logits)), batch.weights))
+  truths = np.concatenate(truths)
+  if spec.output_type == 'numeric':
+    truths = truths * spec.target_std + spec.target_mean
+  values, _ = evaluate.task_metrics(spec, truths, np.concatenate(predictions))
+  return dict(valid_loss=total / max(count, 1.0),
+              **{f'valid_{k}': v for k, v in values.items()})
 
-  def __init__(self, model_config, spec, head_config, train, valid, config,
-               on_epoch):
-    self._spec = spec
-    self._train = train
-    self._valid = valid
-    self._config = config
-    self._on_epoch = on_epoch
-    self._apply = finetuned.build(model_config, spec,
-                                  head_config).transformed.apply
-    self._eval_logits = finetuned.logits_fn(model_config, spec, head_config)
-    self._make_optimizer = _make_optimizer(config.optimizer)
-    self._np_rng = np.random.default_rng(config.seed)
-    self._rng = jax.random.PRNGKey(config.seed)
 
-  def run_stage(self, stage: Stage, params: hk.Params) -> hk.Params:
-    """Epochs until early stopping; returns the stage's best params."""
-    logging.info('Stage %s: seq_len %d, batch %d, up to %d epochs, lr %g.',
-                 stage.name, stage.seq_len, stage.batch_size,
-                 stage.max_epochs, stage.learning_rate)
-    spec = self._spec
-    encoded_train = _encode(spec, *self._train, stage.seq_len, 'Training set')
-    encoded_valid = _encode(spec, *self._valid, stage.seq_len,
-                            'Validation set')
-    trunk, head = heads.split_params(params)
-    trainable, frozen = (params, {}) if stage.train_trunk else (head, trunk)
-    optimizer = self._make_optimizer(learning_rate=stage.learning_rate)
-    step = _make_step(self._apply, spec, optimizer)
-    opt_state = optimizer.init(trainable)
-    plateau = Plateau(stage.learning_rate, self._config)
-    best = trainable
-    for epoch in range(1, stage.max_epochs + 1):
-      start = time.perf_counter()
-      learning_rate = plateau.learning_rate
-      opt_state.hyperparams['learning_rate'] = jnp.asarray(learning_rate)
-      order = self._np_rng.permutation(len(encoded_train.tokens))
-      losses = []
-      for part in batching.batch_slices(len(order), stage.batch_size):
-        self._rng, step_rng = jax.random.split(self._rng)
-        trainable, opt_state, loss = step(
-            trainable, frozen, opt_state, step_rng,
-            *_batch(encoded_train, order[part], stage.batch_size))
-        losses.append(loss)
-      record = dict(stage=stage.name, epoch=epoch,
-                    learning_rate=learning_rate,
-                    train_proteins=len(encoded_train.tokens),
-                    train_loss=float(np.mean(jax.device_get(losses))))
-      record.update(self._validate(hk.data_structures.merge(frozen, trainable),
-                                   encoded_valid, stage.batch_size))
-      record['seconds'] = time.perf_counter() - start
-      logging.info('%s', record)
-      self._on_epoch(record)
-      if plateau.update(record['valid_loss']):
-        best = trainable
-      if plateau.stop:
-        break
-    return hk.data_structures.merge(frozen, best)
+def _copy(tree):
+  """Device copies: what a donated state held would otherwise be freed."""
+  return jax.tree_util.tree_map(jnp.copy, tree)
 
-  def _validate(self, params, encoded: _Encoded, batch_size: int) -> dict:
-    """Validation loss (mean over labels) and the task's metrics."""
-    spec = self._spec
-    total = count = 0.0
-    truths, predictions = [], []
-    for part in batching.batch_slices(len(encoded.tokens), batch_size):
-      tokens, values, weights = _batch(
-          encoded, np.arange(part.start, part.stop), batch_size)
-      logits = self._eval_logits(params, tokens)
-      batch_total, batch_count = _loss_sums(spec, logits, values, weights)
-      total += float(batch_total)
-      count += float(batch_count)
-      truths.append(_labelled(values, weights))
-      predictions.append(_labelled(
-          np.asarray(finetuned.predictions(spec, logits)), weights))
-    truths = np.concatenate(truths)
-    if spec.output_type == 'numeric':
-      truths = truths * spec.target_std + spec.target_mean
-    values, _ = evaluate.task_metrics(spec, truths,
-                                      np.concatenate(predictions))
-    return dict(valid_loss=total / max(count, 1.0),
-                **{f'valid_{k}': v for k, v in values.items()})
+
+class _Run(NamedTuple):
+  """What every stage of one `finetune` call reads; none of it changes."""
+  model_config: ml_collections.ConfigDict
+  spec: tasks.TaskSpec
+  head_config: ml_collections.ConfigDict
+  train: tuple[Sequence[str], Sequence]
+  valid: tuple[Sequence[str], Sequence]
+  config: ml_collections.ConfigDict
+  mesh: Mesh
+  on_epoch: Callable[[dict], None]
+
+
+def _run_stage(run: _Run, stage: Stage, number: int,
+               start: update_lib.FinetuneState
+               ) -> update_lib.FinetuneState:
+  """Epochs until early stopping.
+
+  Args:
+    run: the call's model, data and config.
+    stage: this stage.
+    number: its position in the schedule (seeds its shuffles).
+    start: the previous stage's final state, or the starting params (with
+      nothing frozen) with a fresh loss scale and key.
+
+  Returns:
+    The final state, its params the stage's best epoch's.
+  """
+  logging.info('Stage %s: seq_len %d, batch %d, up to %d epochs, lr %g.',
+               stage.name, stage.seq_len, stage.batch_size,
+               stage.max_epochs, stage.learning_rate)
+  config, spec = run.config, run.spec
+  encoded_train = _encode(spec, *run.train, stage.seq_len, 'Training set')
+  encoded_valid = _encode(spec, *run.valid, stage.seq_len, 'Validation set')
+  optimizer = optimizer_lib.make_optimizer(
+      config, None, config.optimizer, stage.learning_rate)
+  update = distributed.jit_update(update_lib.make_update_fn(
+      run.model_config, spec, run.head_config, optimizer), run.mesh)
+  logits_fn = finetuned.logits_fn(run.model_config, spec, run.head_config)
+  state = distributed.replicate(update_lib.init_state(
+      _copy(update_lib.all_params(start)), stage.train_trunk, optimizer,
+      start.loss_scale, start.rng, start.step), run.mesh)
+  best = early_stopping.start(_copy(state.params))
+  for epoch in range(1, stage.max_epochs + 1):
+    started = time.perf_counter()
+    learning_rate = stage.learning_rate * float(distributed.to_host(
+        optimizer_lib.plateau_scale(state.opt_state)))
+    order = np.random.default_rng((config.seed, number, epoch)).permutation(
+        len(encoded_train.tokens))
+    losses = []
+    for part in batching.batch_slices(len(order), stage.batch_size):
+      state, metrics = update(state, distributed.shard_batch(
+          _batch(encoded_train, order[part], stage.batch_size), run.mesh))
+      losses.append(metrics['loss'])
+    record = dict(stage=stage.name, epoch=epoch, learning_rate=learning_rate,
+                  train_proteins=len(encoded_train.tokens),
+                  train_loss=float(np.mean(distributed.to_host(losses))))
+    record.update(_validate(spec, logits_fn, update_lib.all_params(state),
+                            encoded_valid, stage.batch_size))
+    record['seconds'] = time.perf_counter() - started
+    logging.info('%s', record)
+    run.on_epoch(record)
+    state = state._replace(opt_state=optimizer_lib.step_plateau(
+        state.opt_state, config.plateau, stage.learning_rate,
+        record['valid_loss']))
+    best = early_stopping.update(best, record['valid_loss'],
+                                 _copy(state.params))
+    if early_stopping.should_stop(best,
+                                  config.early_stopping.patience_epochs):
+      break
+  return state._replace(params=best.params)
 
 
 def finetune(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
@@ -272,7 +239,7 @@ def finetune(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
     model_config: the trunk's config.
     spec: the task.
     head_config: the head section.
-    params: initial params (`finetuned.init_params`).
+    params: initial params (`finetuned.init_params`); left as they are.
     train: (sequences, parsed labels) to learn from.
     valid: (sequences, parsed labels) watched for early stopping.
     config: the `train` config section (see `finetuning.config`).
@@ -293,8 +260,12 @@ def finetune(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
     if on_epoch is not None:
       on_epoch(epoch_record)
 
-  trainer = _Trainer(model_config, spec, head_config, train, valid, config,
-                     record)
-  for stage in schedule:
-    params = trainer.run_stage(stage, params)
-  return params, history
+  run = _Run(model_config, spec, head_config, train, valid, config,
+             distributed.make_mesh(), record)
+  state = update_lib.FinetuneState(
+      params=params, frozen={}, opt_state=(),
+      loss_scale=state_lib.make_loss_scale(model_config, config),
+      rng=jax.random.PRNGKey(config.seed), step=jnp.zeros((), jnp.int32))
+  for number, stage in enumerate(schedule):
+    state = _run_stage(run, stage, number, state)
+  return update_lib.all_params(state), history
