@@ -38,6 +38,8 @@ EXTRAS_REQUIRE = {
     # fetched separately with `pip download --no-deps protein-bert==1.0.1`
     # (it installs a top-level `proteinbert` package that would shadow ours).
     'parity': [
+        # The original's model-loading path (model_generation) imports it.
+        'pandas>=1.5',
         'tensorflow-cpu>=2.15',
         'tf-keras>=2.15',
     ],

@@ -10,9 +10,11 @@ back through `dataset.open_dataset` (`--storage=hdf5`, the real read path);
   python -m experiments.benchmark_data_loader --storage=hdf5
 """
 
+import contextlib
 import os
 import tempfile
 import time
+from typing import Iterator, NamedTuple
 
 from absl import app
 from absl import flags
@@ -21,6 +23,7 @@ import numpy as np
 
 from experiments import in_memory
 from proteinbert import config as config_lib
+from proteinbert.data import batch as batch_lib
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import loader as loader_lib
@@ -83,8 +86,22 @@ def write_hdf5(dataset: in_memory.InMemoryDataset, path: str) -> None:
   writer.close({})
 
 
-def _report(name: str, config, dataset, num_batches: int) -> None:
-  """Prints the loader's batches/s and samples/s under `config`."""
+class LoaderRate(NamedTuple):
+  """What the loader sustains on one thread.
+
+  Attributes:
+    batches_per_second: batches built per wall second.
+    samples_per_second: proteins per wall second.
+    slowest_seconds: the slowest batch, an epoch's first (it reads the
+      epoch's proteins).
+  """
+  batches_per_second: float
+  samples_per_second: float
+  slowest_seconds: float
+
+
+def loader_rate(config, dataset, num_batches: int) -> LoaderRate:
+  """Times `num_batches` batches of the loader under data `config`."""
   loader = loader_lib.PretrainingLoader(dataset, config)
   loader.next_batch()  # Warm-up: the first chunk and epoch read.
   samples = 0
@@ -93,11 +110,24 @@ def _report(name: str, config, dataset, num_batches: int) -> None:
     samples += len(loader.next_batch().tokens)
     times.append(time.perf_counter())
   seconds = times[-1] - times[0]
-  # The slowest batch is an epoch's first, which reads the epoch's proteins.
-  print(f'{name:>24}: {num_batches / seconds:7.1f} batches/s '
-        f'{samples / seconds:8.0f} samples/s '
-        f'({1e3 * seconds / num_batches:.2f} ms/batch, slowest '
-        f'{1e3 * np.diff(times).max():.1f} ms)', flush=True)
+  return LoaderRate(num_batches / seconds, samples / seconds,
+                    float(np.diff(times).max()))
+
+
+def episode_config(seq_len: int, batch_size: int):
+  """The default data config with one episode only."""
+  config = config_lib.get_data_config()
+  config.episodes = ((seq_len, batch_size),)
+  return config
+
+
+def _report(name: str, config, dataset, num_batches: int) -> None:
+  """Prints the loader's batches/s and samples/s under `config`."""
+  rate = loader_rate(config, dataset, num_batches)
+  print(f'{name:>24}: {rate.batches_per_second:7.1f} batches/s '
+        f'{rate.samples_per_second:8.0f} samples/s '
+        f'({1e3 / rate.batches_per_second:.2f} ms/batch, slowest '
+        f'{1e3 * rate.slowest_seconds:.1f} ms)', flush=True)
 
 
 def benchmark(dataset, num_batches: int) -> None:
@@ -105,11 +135,24 @@ def benchmark(dataset, num_batches: int) -> None:
   logging.info('%d proteins, %d annotations.', dataset.num_proteins,
                dataset.num_annotations)
   for seq_len, batch_size in config_lib.get_data_config().episodes:
-    config = config_lib.get_data_config()
-    config.episodes = ((seq_len, batch_size),)
-    _report(f'seq_len {seq_len} batch {batch_size}', config, dataset,
-            num_batches)
+    _report(f'seq_len {seq_len} batch {batch_size}',
+            episode_config(seq_len, batch_size), dataset, num_batches)
   _report('all episodes', config_lib.get_data_config(), dataset, num_batches)
+
+
+@contextlib.contextmanager
+def synthetic_storage(num_proteins: int, num_annotations: int,
+                      storage: str) -> Iterator[batch_lib.ProteinDataset]:
+  """`synthetic_dataset` in memory, or written to and read from HDF5."""
+  dataset = synthetic_dataset(num_proteins, num_annotations)
+  if storage == 'memory':
+    yield dataset
+    return
+  with tempfile.TemporaryDirectory() as directory:
+    path = os.path.join(directory, 'synthetic.h5')
+    write_hdf5(dataset, path)
+    with dataset_lib.open_dataset(path) as stored:
+      yield stored
 
 
 def main(argv):
@@ -118,15 +161,9 @@ def main(argv):
     with dataset_lib.open_dataset(_DATASET_PATH.value) as dataset:
       benchmark(dataset, _NUM_BATCHES.value)
     return
-  dataset = synthetic_dataset(_NUM_PROTEINS.value, _NUM_ANNOTATIONS.value)
-  if _STORAGE.value == 'memory':
+  with synthetic_storage(_NUM_PROTEINS.value, _NUM_ANNOTATIONS.value,
+                         _STORAGE.value) as dataset:
     benchmark(dataset, _NUM_BATCHES.value)
-    return
-  with tempfile.TemporaryDirectory() as directory:
-    path = os.path.join(directory, 'synthetic.h5')
-    write_hdf5(dataset, path)
-    with dataset_lib.open_dataset(path) as stored:
-      benchmark(stored, _NUM_BATCHES.value)
 
 
 if __name__ == '__main__':

@@ -38,16 +38,11 @@ concurrently, so a profiler's per-op durations overlap and do not add up to
 the step; removal does.
 """
 
-import importlib.util
 import json
 import os
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Callable, NamedTuple
-import zipfile
 
 from absl import app
 from absl import flags
@@ -57,31 +52,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments import benchmark_data_loader
 from experiments import malloc_tunables
+from experiments import original_wheel
+from experiments import timing
 from proteinbert import compiled
 from proteinbert import config as config_lib
 from proteinbert import inference
 from proteinbert import model as model_lib
-from proteinbert.data import batch as batch_lib
-from proteinbert.training import optimizer as optimizer_lib
-from proteinbert.training import state as state_lib
-from proteinbert.training import update as update_lib
 
-_EPISODES = flags.DEFINE_list(
-    'episodes', ['128:128', '512:64', '1024:32'],
-    'seq_len:batch_size pairs timed for training throughput (the default '
-    'pretraining episodes).')
 _SEQ_LEN = flags.DEFINE_integer(
     'seq_len', 512, 'Sequence length of the head-to-head with Keras and of '
     'inference.')
 _BATCH_SIZE = flags.DEFINE_integer(
     'batch_size', 32, 'Batch size of the head-to-head and of inference.')
-_STEPS = flags.DEFINE_integer(
-    'steps', 5, 'Training steps (or inference batches) per timing.')
-_ROUNDS = flags.DEFINE_integer(
-    'rounds', 3, 'Timings per figure; ours and Keras alternate round by '
-    'round and the table reports medians.')
 _KERAS = flags.DEFINE_bool(
     'keras', True, 'Also time the original Keras model (CPU only).')
 _PRECISION = flags.DEFINE_string(
@@ -98,13 +81,6 @@ _BREAKDOWN = flags.DEFINE_bool(
 _WORKER = flags.DEFINE_enum(
     'worker', '', ['', 'keras'],
     'Internal: serve Keras timings on stdin/stdout for the parent process.')
-_ORIGINAL_WHEEL = flags.DEFINE_string(
-    'original_wheel', '.cache/original/protein_bert-1.0.1-py3-none-any.whl',
-    'The original package\'s wheel (`pip download --no-deps --dest '
-    '.cache/original protein-bert==1.0.1`); it is read, never installed.')
-
-_SEED = 0
-
 # The parts --breakdown removes, by the model config switch that removes each.
 _PARTS = {
     'global attention': 'global_attention',
@@ -114,109 +90,16 @@ _PARTS = {
 }
 
 
-def synthetic_batch(seq_len: int, batch_size: int,
-                    num_annotations: int) -> batch_lib.Batch:
-  """One pretraining batch of UniRef-like proteins, the same in every process.
-
-  Args:
-    seq_len: L.
-    batch_size: B.
-    num_annotations: A.
-
-  Returns:
-    A numpy `Batch` from the real pipeline (crop, tokenize, corrupt, weigh).
-  """
-  dataset = benchmark_data_loader.synthetic_dataset(batch_size,
-                                                    num_annotations, _SEED)
-  return batch_lib.make_batch(dataset.read(0, batch_size), seq_len,
-                              num_annotations, config_lib.get_data_config(),
-                              np.random.default_rng(_SEED))
-
-
-def _peak_rss_mib() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _median(values) -> float:
-  return float(np.median(values))
-
-
-def _seconds_each(run: Callable[[], object], count: int) -> float:
-  """Wall seconds of one `run()`, divided by the `count` items it does."""
-  start = time.perf_counter()
-  jax.block_until_ready(run())
-  return (time.perf_counter() - start) / count
-
-
-class MatmulRate:
-  """The machine's matmul throughput in FLOP/s, in one dtype."""
-
-  def __init__(self, dtype, size: int):
-    keys = jax.random.split(jax.random.PRNGKey(_SEED))
-    self._a, self._b = (jax.random.normal(k, (size, size), dtype)
-                        for k in keys)
-    self._matmul = jax.jit(jnp.matmul)
-    self._flops = 2 * size**3
-    jax.block_until_ready(self._matmul(self._a, self._b))
-
-  def measure(self, repeats: int = 3) -> float:
-    """Best of `repeats` products: the rate the machine offers right now."""
-    best = np.inf
-    for _ in range(repeats):
-      start = time.perf_counter()
-      jax.block_until_ready(self._matmul(self._a, self._b))
-      best = min(best, time.perf_counter() - start)
-    return self._flops / best
-
-
-class JaxTrainer:
-  """The jitted pretraining update step on one fixed batch."""
-
-  def __init__(self, config: ml_collections.ConfigDict, seq_len: int,
-               batch_size: int):
-    optimizer = optimizer_lib.make_optimizer(config.train,
-                                             config.data.batches_per_epoch)
-    self._state = state_lib.init_state(config.model, config.train, optimizer,
-                                       config.train.seed)
-    self._batch = jax.device_put(synthetic_batch(
-        seq_len, batch_size, config.model.num_annotations))
-    self._update = jax.jit(
-        update_lib.make_update_fn(config.model, config.train, optimizer),
-        donate_argnums=0).lower(self._state, self._batch).compile()
-    self.flops = float(self._update.cost_analysis()['flops'])
-    memory = self._update.memory_analysis()
-    self.xla_bytes = (memory.temp_size_in_bytes
-                      + memory.argument_size_in_bytes
-                      + memory.output_size_in_bytes
-                      - memory.alias_size_in_bytes)
-
-  def _steps(self, steps: int):
-    for _ in range(steps):
-      self._state, metrics = self._update(self._state, self._batch)
-    return metrics
-
-  def warm_up(self) -> None:
-    """Runs one timing's worth of steps untimed.
-
-    The first steps after compiling are much slower while the heap grows to
-    its working size (2.6-2.8 s against ~1.7 s at 512x32 here), and the
-    Keras worker also warms up with a whole timing.
-    """
-    self.time_steps(_STEPS.value)
-
-  def time_steps(self, steps: int) -> float:
-    """Seconds per step over `steps` steps."""
-    return _seconds_each(lambda: self._steps(steps), steps)
-
-
 class JaxPredictor:
   """`PretrainedModel.predict` on fixed sequences, probabilities only."""
 
   def __init__(self, config: ml_collections.ConfigDict, seq_len: int,
                batch_size: int, batches: int):
-    params = model_lib.init_params(config.model, jax.random.PRNGKey(_SEED))
+    params = model_lib.init_params(config.model,
+                                   jax.random.PRNGKey(timing.SEED))
     self._model = inference.PretrainedModel(params, config.model)
-    batch = synthetic_batch(seq_len, batch_size, config.model.num_annotations)
+    batch = timing.synthetic_batch(seq_len, batch_size,
+                                   config.model.num_annotations)
     self._tokens = np.tile(batch.targets, (batches, 1)).astype(np.int32)
     self._annotations = np.tile(batch.annotation_targets,
                                 (batches, 1)).astype(np.float32)
@@ -237,49 +120,32 @@ class JaxPredictor:
 
   def time_sequences(self) -> float:
     """Seconds per sequence (the first call also compiles)."""
-    return _seconds_each(
+    return timing.seconds_each(
         lambda: self._model.predict(self._tokens, self._annotations,
                                     batch_size=self._batch_size,
                                     with_hidden=False).token_probs,
         len(self._tokens))
 
 
-def _load_original_model_module(wheel: str):
-  """The original's `conv_and_global_attention_model`, run from its wheel.
-
-  Installing the wheel would shadow our `proteinbert` package, so only this
-  one module is executed (it imports nothing else from the package).
-  """
-  with zipfile.ZipFile(wheel) as archive:
-    source = archive.read('proteinbert/conv_and_global_attention_model.py')
-  path = os.path.join(tempfile.mkdtemp(), 'original_model.py')
-  with open(path, 'wb') as f:
-    f.write(source)
-  spec = importlib.util.spec_from_file_location('original_model', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def _serve_keras() -> None:
-  """Worker: builds the Keras model, then times on request.
+  """Worker: builds the Keras model, then times on request (`timing.serve`).
 
-  Reads 'train' / 'predict' / 'quit' lines on stdin and answers each with a
-  JSON line {"result": ...} on stdout: seconds per step, seconds per
-  sequence, or (on quit) the worker's peak RSS in MiB.
+  'train' answers seconds per step, 'predict' seconds per sequence.
   """
   os.environ.update(TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='2')
   from tensorflow import keras  # pylint: disable=g-import-not-at-top
-  seq_len, batch_size, steps = _SEQ_LEN.value, _BATCH_SIZE.value, _STEPS.value
+  seq_len, batch_size = _SEQ_LEN.value, _BATCH_SIZE.value
+  steps = timing.STEPS.value
   model_config = config_lib.get_model_config()
-  original = _load_original_model_module(_ORIGINAL_WHEEL.value)
+  original = original_wheel.import_module(original_wheel.WHEEL.value,
+                                          'conv_and_global_attention_model')
   model = original.create_model(seq_len, model_config.vocab_size,
                                 model_config.num_annotations)
   # The original's ModelGenerator.create_model compile, with Adam for LAMB.
   model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-4),
                 loss=['sparse_categorical_crossentropy',
                       'binary_crossentropy'], loss_weights=[1, 1])
-  b = synthetic_batch(seq_len, batch_size, model_config.num_annotations)
+  b = timing.synthetic_batch(seq_len, batch_size, model_config.num_annotations)
   predict_inputs = [np.tile(b.targets, (steps, 1)),
                     np.tile(b.annotation_targets, (steps, 1))]
 
@@ -291,53 +157,24 @@ def _serve_keras() -> None:
     return loss
 
   answers = {
-      'train': lambda: _seconds_each(train, steps),
-      'predict': lambda: _seconds_each(
+      'train': lambda _: timing.seconds_each(train, steps),
+      'predict': lambda _: timing.seconds_each(
           lambda: model.predict(predict_inputs, batch_size=batch_size,
                                 verbose=0)[0], len(predict_inputs[0])),
-      'quit': _peak_rss_mib,
   }
-  answers['train'](), answers['predict']()  # Warm-up: builds tf.functions.
-  print(json.dumps({'result': 'ready'}), flush=True)
-  for line in sys.stdin:
-    command = line.strip()
-    print(json.dumps({'result': answers[command]()}), flush=True)
-    if command == 'quit':
-      return
+  # Warm-up: builds the tf.functions.
+  answers['train'](''), answers['predict']('')
+  timing.serve(answers)
 
 
-class KerasWorker:
-  """The parent's handle on the Keras subprocess (see `_serve_keras`)."""
-
-  def __init__(self):
-    self._process = subprocess.Popen(
-        [sys.executable, '-m', __spec__.name, '--worker=keras',
-         f'--seq_len={_SEQ_LEN.value}', f'--batch_size={_BATCH_SIZE.value}',
-         f'--steps={_STEPS.value}', f'--original_wheel={_ORIGINAL_WHEEL.value}',
-         '--nomalloc_tunables'],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env=malloc_tunables.original_env())
-    self._read()
-
-  def _read(self):
-    line = self._process.stdout.readline()
-    if not line:
-      raise RuntimeError('The Keras worker died; run it alone with '
-                         '--worker=keras to see why.')
-    return json.loads(line)['result']
-
-  def ask(self, command: str) -> float:
-    """'train', 'predict' or 'quit' -> the worker's answer."""
-    self._process.stdin.write(command + '\n')
-    self._process.stdin.flush()
-    return self._read()
-
-
-def _config(precision: str) -> ml_collections.ConfigDict:
-  config = config_lib.get_config()
-  with config.unlocked():
-    config.model.precision = precision
-  return config
+def _keras_worker() -> timing.Worker:
+  """The Keras worker (`_serve_keras`), in the environment we started in."""
+  return timing.Worker(
+      [sys.executable, '-m', __spec__.name, '--worker=keras',
+       f'--seq_len={_SEQ_LEN.value}', f'--batch_size={_BATCH_SIZE.value}',
+       f'--steps={timing.STEPS.value}',
+       f'--original_wheel={original_wheel.WHEEL.value}',
+       '--nomalloc_tunables'], env=malloc_tunables.original_env())
 
 
 def _default_precision() -> str:
@@ -346,17 +183,13 @@ def _default_precision() -> str:
   return 'params=float32,compute=bfloat16,output=float32'
 
 
-def _parse_episodes() -> list[tuple[int, int]]:
-  return [tuple(int(v) for v in e.split(':')) for e in _EPISODES.value]
-
-
 def _device_independent(precision: str) -> None:
   """Prints FLOPs, XLA memory and parameters of every episode's step."""
   print(f'{"episode":>10} {"GFLOP/step":>11} {"GFLOP/sample":>13} '
         f'{"XLA MiB":>9}')
-  config = _config(precision)
-  for seq_len, batch_size in _parse_episodes():
-    trainer = JaxTrainer(config, seq_len, batch_size)
+  config = timing.with_precision(config_lib.get_config(), precision)
+  for seq_len, batch_size in timing.parse_episodes(timing.EPISODES.value):
+    trainer = timing.JaxTrainer(config, seq_len, batch_size)
     print(f'{seq_len:>5}x{batch_size:<4} {trainer.flops / 1e9:11.1f} '
           f'{trainer.flops / batch_size / 1e9:13.3f} '
           f'{trainer.xla_bytes / 2**20:9.0f}')
@@ -368,7 +201,7 @@ def _device_independent(precision: str) -> None:
 def _rounds(measures: dict[str, Callable[[], float]]) -> dict[str, list]:
   """Runs every measure once per round, in order; their results by name."""
   results = {name: [] for name in measures}
-  for i in range(_ROUNDS.value):
+  for i in range(timing.ROUNDS.value):
     for name, measure in measures.items():
       results[name].append(measure())
     logging.info('round %d: %s', i, {k: v[-1] for k, v in results.items()})
@@ -379,8 +212,8 @@ def _print_episodes(episodes: dict) -> None:
   print(f'{"episode":>10} {"samples/s":>10} {"tokens/s":>9} {"ms/step":>8} '
         f'{"GFLOP/sample":>13} {"MFU":>6} {"XLA MiB":>8}')
   for (seq_len, batch_size), (trainer, figures) in episodes.items():
-    step = _median(figures['train'])
-    mfu = trainer.flops / step / _median(figures['rate'])
+    step = timing.median(figures['train'])
+    mfu = trainer.flops / step / timing.median(figures['rate'])
     print(f'{seq_len:>5}x{batch_size:<4} {batch_size / step:10.1f} '
           f'{batch_size * seq_len / step:9.0f} {step * 1e3:8.0f} '
           f'{trainer.flops / batch_size / 1e9:13.3f} {mfu:6.1%} '
@@ -399,28 +232,28 @@ def _breakdown_measures(config: ml_collections.ConfigDict) -> dict:
   measures = {}
   for part, switch in _PARTS.items():
     without = _without(config, switch)
-    trainer = JaxTrainer(without, _SEQ_LEN.value, _BATCH_SIZE.value)
+    trainer = timing.JaxTrainer(without, _SEQ_LEN.value, _BATCH_SIZE.value)
     predictor = JaxPredictor(without, _SEQ_LEN.value, _BATCH_SIZE.value,
-                             batches=_STEPS.value)
-    trainer.warm_up(), predictor.time_sequences()
+                             batches=timing.STEPS.value)
+    trainer.warm_up(timing.STEPS.value), predictor.time_sequences()
     measures[f'train without {part}'] = (
-        lambda t=trainer: t.time_steps(_STEPS.value))
+        lambda t=trainer: t.time_steps(timing.STEPS.value))
     measures[f'predict without {part}'] = predictor.time_sequences
   return measures
 
 
 def _print_breakdown(figures: dict) -> None:
   batch_size = _BATCH_SIZE.value
-  full_train = _median(figures['train'])
-  full_predict = _median(figures['predict']) * batch_size
+  full_train = timing.median(figures['train'])
+  full_predict = timing.median(figures['predict']) * batch_size
   print(f'\nmarginal cost of each part at {_SEQ_LEN.value}x{batch_size} '
         '(full model minus the model without it; medians):')
   print(f'{"":28} {"train ms/step":>14} {"predict ms/batch":>17}')
   print(f'{"full model":28} {full_train * 1e3:14.0f} '
         f'{full_predict * 1e3:17.0f}')
   for part in _PARTS:
-    train = full_train - _median(figures[f'train without {part}'])
-    predict = full_predict - _median(
+    train = full_train - timing.median(figures[f'train without {part}'])
+    predict = full_predict - timing.median(
         figures[f'predict without {part}']) * batch_size
     print(f'{part:28} {train * 1e3:14.0f} {predict * 1e3:17.0f}')
 
@@ -471,13 +304,13 @@ def duel_rows(figures: dict, batch_size: int, train_flops: float,
   Returns:
     [training row, inference row]; NaN where Keras was not timed.
   """
-  rate = _median(figures['rate'])
+  rate = timing.median(figures['rate'])
   rows = []
   for label, key, flops, count in (
       ('train samples/s', 'train', train_flops, batch_size),
       ('inference sequences/s', 'predict', predict_flops, 1)):
     theirs_rounds = figures.get(f'keras_{key}', [float('nan')])
-    ours, theirs = _median(figures[key]), _median(theirs_rounds)
+    ours, theirs = timing.median(figures[key]), timing.median(theirs_rounds)
     floor = flops / rate
     rows.append(DuelRow(label, count / ours, count / theirs, theirs / ours,
                         min(theirs_rounds) / min(figures[key]),
@@ -488,8 +321,9 @@ def duel_rows(figures: dict, batch_size: int, train_flops: float,
 def _print_duel(figures: dict, train_flops: float, predict_flops: float,
                 ours_rss: float, theirs_rss: float) -> None:
   batch_size = _BATCH_SIZE.value
-  print(f'\nat {_SEQ_LEN.value}x{batch_size}, medians of {_ROUNDS.value} '
-        f'rounds of {_STEPS.value} steps / {_STEPS.value * batch_size} '
+  print(f'\nat {_SEQ_LEN.value}x{batch_size}, medians of {timing.ROUNDS.value} '
+        f'rounds of {timing.STEPS.value} steps / '
+        f'{timing.STEPS.value * batch_size} '
         'sequences:')
   print(f'{"":24} {"JAX":>9} {"Keras":>9} {"ratio":>6} {"best":>6} '
         f'{"JAX MFU":>8} {"Keras MFU":>10} {"ceiling":>8}')
@@ -500,7 +334,7 @@ def _print_duel(figures: dict, train_flops: float, predict_flops: float,
   print(f'{"peak RSS MiB":24} {ours_rss:9.1f} {theirs_rss:9.1f} '
         f'{ours_rss / theirs_rss:6.2f}')
   print(f'best: the ratio of the fastest rounds; MFU: FLOPs / time / matmul '
-        f'rate (median {_median(figures["rate"]) / 1e9:.0f} GFLOP/s); '
+        f'rate (median {timing.median(figures["rate"]) / 1e9:.0f} GFLOP/s); '
         'ceiling: the ratio to Keras of an implementation at 100% MFU.')
   print('per round (s/step, s/sequence): ' + json.dumps(
       {k: [round(x, 5) for x in v] for k, v in figures.items()
@@ -518,18 +352,19 @@ def main(argv):
     _device_independent(precision)
     return
   on_cpu = jax.default_backend() == 'cpu'
-  rate = MatmulRate(jnp.float32 if on_cpu else jnp.bfloat16,
-                    2048 if on_cpu else 8192)
-  keras = KerasWorker() if _KERAS.value and on_cpu else None
-  config = _config(precision)
+  rate = timing.MatmulRate(jnp.float32 if on_cpu else jnp.bfloat16,
+                           2048 if on_cpu else 8192)
+  keras = _keras_worker() if _KERAS.value and on_cpu else None
+  config = timing.with_precision(config_lib.get_config(), precision)
 
   # Head to head at --seq_len x --batch_size: ours and Keras alternate.
   duel = (_SEQ_LEN.value, _BATCH_SIZE.value)
-  trainer = JaxTrainer(config, *duel)
-  predictor = JaxPredictor(config, *duel, batches=_STEPS.value)
-  trainer.warm_up(), predictor.time_sequences()  # Compile and warm up.
+  trainer = timing.JaxTrainer(config, *duel)
+  predictor = JaxPredictor(config, *duel, batches=timing.STEPS.value)
+  # Compile and warm up.
+  trainer.warm_up(timing.STEPS.value), predictor.time_sequences()
   measures = {'rate': rate.measure,
-              'train': lambda: trainer.time_steps(_STEPS.value),
+              'train': lambda: trainer.time_steps(timing.STEPS.value),
               'predict': predictor.time_sequences}
   if keras:
     measures.update(keras_train=lambda: keras.ask('train'),
@@ -537,16 +372,16 @@ def main(argv):
   if _BREAKDOWN.value:
     measures.update(_breakdown_measures(config))
   episodes = {duel: (trainer, _rounds(measures))}
-  ours_rss = _peak_rss_mib()
+  ours_rss = timing.peak_rss_mib()
   theirs_rss = keras.ask('quit') if keras else float('nan')
 
-  for episode in _parse_episodes():
+  for episode in timing.parse_episodes(timing.EPISODES.value):
     if episode not in episodes:
-      trainer = JaxTrainer(config, *episode)
-      trainer.warm_up()
+      trainer = timing.JaxTrainer(config, *episode)
+      trainer.warm_up(timing.STEPS.value)
       episodes[episode] = (trainer, _rounds({
           'rate': rate.measure,
-          'train': lambda t=trainer: t.time_steps(_STEPS.value)}))
+          'train': lambda t=trainer: t.time_steps(timing.STEPS.value)}))
 
   print(f'\n{time.strftime("%Y-%m-%d %H:%M")}  python -m {__spec__.name} '
         + ' '.join(sys.argv[1:]))
@@ -554,8 +389,8 @@ def main(argv):
         f'precision: {precision}, GLIBC_TUNABLES='
         f'{os.environ.get("GLIBC_TUNABLES", "")!r}')
   rates = [r for _, figures in episodes.values() for r in figures['rate']]
-  print(f'matmul rate, median of all rounds: {_median(rates) / 1e9:.0f} '
-        'GFLOP/s\n')
+  print('matmul rate, median of all rounds: '
+        f'{timing.median(rates) / 1e9:.0f} GFLOP/s\n')
   _print_episodes(episodes)
   _print_duel(episodes[duel][1], episodes[duel][0].flops,
               predictor.flops_per_sequence(), ours_rss, theirs_rss)

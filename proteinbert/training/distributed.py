@@ -7,7 +7,7 @@ its own shard of the dataset), and `jax.make_array_from_process_local_data`
 assembles the global array without any host ever holding all of it.
 """
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import jax
 from jax.sharding import Mesh
@@ -41,9 +41,10 @@ def initialize(coordinator_address: Optional[str], num_processes: int,
       process_id=None if process_id < 0 else process_id)
 
 
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device of every process."""
-  return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+def make_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A 1-D mesh over `devices`, by default every device of every process."""
+  return Mesh(np.asarray(jax.devices() if devices is None else devices),
+              (DATA_AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -67,7 +68,7 @@ def shard_batch(batch, mesh: Mesh):
     The same pytree of global jax.Arrays, sharded along the leading axis.
   """
   sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  local_devices = jax.local_device_count()
+  local_devices = len(mesh.local_devices)
 
   def put(x):
     if x.shape[0] % local_devices:
