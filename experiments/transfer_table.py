@@ -4,10 +4,10 @@ model beside runs from random initialisation, and the paper's two columns.
   python -m experiments.transfer_table \
       --pretrained=/runs/pretrained_seed0,/runs/pretrained_seed1 \
       --scratch=/runs/random_seed0,/runs/random_seed1 \
-      --output=experiments/results/transfer/results
+      --output_prefix=experiments/results/transfer/results
 
 Each directory is an `experiments.run_benchmarks` work directory (its
-results.csv is read). Writes OUTPUT.md and OUTPUT.csv: per task, each arm's
+results.csv is read). Writes OUTPUT_PREFIX.md and OUTPUT_PREFIX.csv: per task, each arm's
 score per seed and their mean, the difference of the means, and the paper's
 test scores with and without pretraining.
 """
@@ -29,8 +29,8 @@ _PRETRAINED = flags.DEFINE_list(
 _SCRATCH = flags.DEFINE_list(
     'scratch', None, 'run_benchmarks work directories of the same config '
     'from random initialisation, one per seed.', required=True)
-_OUTPUT = flags.DEFINE_string('output', None, 'Output path without suffix.',
-                              required=True)
+_OUTPUT_PREFIX = flags.DEFINE_string(
+    'output_prefix', None, 'Output path without suffix.', required=True)
 
 
 def read_scores(workdirs: Sequence[str]) -> dict[str, list[float]]:
@@ -76,8 +76,8 @@ def main(argv):
   del argv
   rows = transfer_rows(read_scores(_PRETRAINED.value),
                        read_scores(_SCRATCH.value))
-  tables.write_csv(_OUTPUT.value + '.csv', rows)
-  tables.write_text(_OUTPUT.value + '.md', tables.markdown(rows))
+  tables.write_csv(_OUTPUT_PREFIX.value + '.csv', rows)
+  tables.write_text(_OUTPUT_PREFIX.value + '.md', tables.markdown(rows))
   print(tables.markdown(rows))
 
 
