@@ -151,14 +151,14 @@ def _attention(path, protein_id):
 
 def test_plot_writes_a_png(tmp_path):
   pytest.importorskip('matplotlib')
-  from experiments import plot_attention  # pylint: disable=g-import-not-at-top
+  from experiments import attention_plots  # pylint: disable=g-import-not-at-top
   seq = SEQS[0]
-  weights = plot_attention.protein_attention(MODEL, seq)
+  weights = attention_plots.protein_attention(MODEL, seq)
   assert weights.shape == (CONFIG.num_blocks, CONFIG.num_heads, len(seq) + 2)
   path = tmp_path / 'attention.png'
-  plot_attention.plot(weights, seq, title='P1').savefig(path)
+  attention_plots.plot(weights, seq, title='P1').savefig(path)
   assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-  labels = plot_attention.position_labels(seq)
+  labels = attention_plots.position_labels(seq)
   assert labels[0] == '<START>' and labels[-1] == '<END>'
   with pytest.raises(ValueError, match='22 residues has 24 tokens'):
-    plot_attention.plot(weights[..., :-1], seq)
+    attention_plots.plot(weights[..., :-1], seq)
