@@ -26,6 +26,7 @@ from proteinbert import config as config_lib
 from proteinbert.data import batch as batch_lib
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
+from proteinbert.data import dataset_writer
 from proteinbert.data import loader as loader_lib
 
 _NUM_PROTEINS = flags.DEFINE_integer(
@@ -77,7 +78,7 @@ def write_hdf5(dataset: in_memory.InMemoryDataset, path: str) -> None:
       ids=np.array([f'GO:{i:07d}' for i in range(num)]),
       names=np.full(num, ''), namespaces=np.full(num, ''),
       counts=np.full(num, -1))
-  writer = dataset_lib.create_writer(path, 'sparse', vocabulary)
+  writer = dataset_writer.create_writer(path, 'sparse', vocabulary)
   n = dataset.num_proteins
   writer.append(dataset_lib.Records(
       dataset.read(0, n), protein_ids=[f'P{i}' for i in range(n)],

@@ -6,6 +6,7 @@ import numpy as np
 from proteinbert import config as config_lib
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
+from proteinbert.data import dataset_writer
 
 
 def tiny_model_config(**overrides) -> ml_collections.ConfigDict:
@@ -50,7 +51,7 @@ def write_proteins(path: str, proteins: chunk_lib.ProteinChunk,
                                               num_annotations),
       counts=np.bincount(proteins.annotation_indices,
                          minlength=num_annotations).astype(np.int64))
-  writer = dataset_lib.create_writer(path, 'sparse', vocabulary)
+  writer = dataset_writer.create_writer(path, 'sparse', vocabulary)
   writer.append(dataset_lib.Records(
       proteins, protein_ids=[f'P{i}' for i in range(num_proteins)],
       entry_ids=[f'UniRef90_P{i}' for i in range(num_proteins)],

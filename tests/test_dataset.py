@@ -1,4 +1,4 @@
-"""Tests for proteinbert/data/dataset.py."""
+"""Tests for proteinbert/data/dataset.py and dataset_writer.py."""
 
 import h5py
 import numpy as np
@@ -6,6 +6,7 @@ import pytest
 
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
+from proteinbert.data import dataset_writer
 from tests import helpers
 
 NUM_PROTEINS = 300
@@ -33,8 +34,8 @@ def _records(n=NUM_PROTEINS, seed=0) -> dataset_lib.Records:
 
 
 def _write(path, layout, records, parts=3, compression='gzip'):
-  writer = dataset_lib.create_writer(str(path), layout, VOCABULARY,
-                                     compression)
+  writer = dataset_writer.create_writer(str(path), layout, VOCABULARY,
+                                        compression)
   for part in np.array_split(np.arange(len(records)), parts):
     writer.append(records.take(part))
   writer.close({'settings': {'seed': 7}})
@@ -55,9 +56,9 @@ def _assert_same(a: chunk_lib.ProteinChunk, b: chunk_lib.ProteinChunk):
 def test_round_trip(tmp_path, monkeypatch, layout, compression, tiny_chunks):
   if tiny_chunks:
     # Many whole chunks, compressed on threads, across append boundaries.
-    monkeypatch.setattr(dataset_lib, '_CHUNK', 7)
-    monkeypatch.setattr(dataset_lib, '_BYTES_CHUNK', 101)
-    monkeypatch.setattr(dataset_lib, '_MAX_PENDING_CHUNKS', 3)
+    monkeypatch.setattr(dataset_writer, '_CHUNK', 7)
+    monkeypatch.setattr(dataset_writer, '_BYTES_CHUNK', 101)
+    monkeypatch.setattr(dataset_writer, '_MAX_PENDING_CHUNKS', 3)
   records = _records()
   path = tmp_path / 'd.h5'
   _write(path, layout, records, compression=compression)
@@ -182,7 +183,7 @@ def test_empty_vocabulary(tmp_path):
   records = _records(3)
   for layout in dataset_lib.LAYOUTS:
     path = str(tmp_path / f'{layout}.h5')
-    writer = dataset_lib.create_writer(path, layout, empty)
+    writer = dataset_writer.create_writer(path, layout, empty)
     writer.append(dataset_lib.Records(
         chunk_lib.ProteinChunk(records.proteins.seqs, np.zeros(4, np.int64),
                                np.zeros(0, np.int32), np.zeros(3, bool)),

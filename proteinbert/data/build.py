@@ -68,6 +68,7 @@ import numpy as np
 from proteinbert import io_utils
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
+from proteinbert.data import dataset_writer
 from proteinbert.data import ontology as ontology_lib
 from proteinbert.data import sources as sources_lib
 from proteinbert.data.builder import annotate
@@ -238,7 +239,8 @@ def build_dataset(uniref_xml: Optional[str],
                  stager.size)
     with io_utils.atomic_path(output) as tmp:
       scratch_lib.note_output(scratch, tmp)
-      writer = dataset_lib.create_writer(tmp, layout, vocabulary, compression)
+      writer = dataset_writer.create_writer(tmp, layout, vocabulary,
+                                            compression)
       shuffler = shuffle.Shuffler(
           mode.output_keys(source.order, seed, summary.entries,
                            stager.entries_before),
@@ -268,7 +270,8 @@ def build_dataset(uniref_xml: Optional[str],
 
 
 def _write(buckets: Iterable[dataset_lib.Records],
-           writer: Union[dataset_lib.SparseWriter, dataset_lib.OriginalWriter],
+           writer: Union[dataset_writer.SparseWriter,
+                         dataset_writer.OriginalWriter],
            test_draws: held_out.TestDraws,
            summary: summary_lib.BuildSummary, progress: summary_lib.Progress,
            total: int) -> None:
