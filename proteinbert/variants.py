@@ -56,6 +56,7 @@ from proteinbert import batching
 from proteinbert import compiled
 from proteinbert import fasta as fasta_lib
 from proteinbert import inference
+from proteinbert import residues
 from proteinbert import tables
 from proteinbert import tokenization
 
@@ -144,19 +145,29 @@ def substitutions_between(wildtype: str, mutant: str, where: str
                           ) -> tuple[Substitution, ...]:
   """The substitutions that turn `wildtype` into `mutant` (same length).
 
+  Args:
+    wildtype: the wild type (upper case).
+    mutant: the mutant (`residues.normalize`d).
+    where: names the file, line and protein in errors.
+
   Raises:
-    ValueError: the lengths differ or the mutant holds a non-letter.
+    ValueError: the lengths differ, or a mutant letter is not in the
+      vocabulary.
   """
   if len(mutant) != len(wildtype):
     raise ValueError(
         f'{where}: the sequence has {len(mutant)} residues, the wild type '
         f'{len(wildtype)}; only substitutions can be scored, so expected '
         'equal lengths.')
-  if not (mutant.isascii() and mutant.isalpha()):
-    raise ValueError(f'{where}: the sequence holds characters other than '
-                     'letters.')
-  return tuple(Substitution(w, i + 1, m) for i, (w, m)
-               in enumerate(zip(wildtype, mutant)) if w != m)
+  substitutions = tuple(Substitution(w, i + 1, m) for i, (w, m)
+                        in enumerate(zip(wildtype, mutant)) if w != m)
+  for substitution in substitutions:
+    if substitution.mt not in _LETTERS:
+      raise ValueError(
+          f'{where}: {substitution} puts {substitution.mt}, which the model '
+          f'reads as <OTHER>; mutant letters must be one of '
+          f'{tokenization.AMINO_ACIDS}.')
+  return substitutions
 
 
 def mutant_sequence(wildtype: str, variant: Variant) -> str:
@@ -168,7 +179,7 @@ def mutant_sequence(wildtype: str, variant: Variant) -> str:
 
 
 def read_wildtypes(fasta_path: str) -> dict[str, str]:
-  """FASTA ID -> upper-case sequence; raises ValueError on a repeated ID."""
+  """FASTA ID -> sequence (upper case); ValueError on a repeated ID."""
   wildtypes = {}
   for record in fasta_lib.read_fasta(fasta_path):
     if record.id in wildtypes:
@@ -206,42 +217,48 @@ def read_variants(csv_path: str, fasta_path: str,
   Raises:
     ValueError: a bad FASTA, a CSV without exactly one of `mutation` and
       `seq`, a wild type both named and in a `protein_id` column or not
-      known, or a bad row (the error names the file and line).
+      known, an unreadable CSV, or a bad row (the error names the file
+      and line).
   """
   wildtypes = read_wildtypes(fasta_path)
   default = _default_wildtype(wildtypes, fasta_path, wildtype_id)
-  with open(csv_path, newline='') as f:
-    reader = csv.DictReader(f)
-    columns = reader.fieldnames or []
-    kinds = [c for c in ('mutation', 'seq') if c in columns]
-    if len(kinds) != 1:
-      raise ValueError(f'{csv_path}: expected a "mutation" column (e.g. '
-                       'A23V:G45L) or a "seq" column of mutant sequences, '
-                       f'exactly one of them; the columns are {columns}.')
-    has_ids = 'protein_id' in columns
-    if has_ids and wildtype_id is not None:
-      raise ValueError(f'{csv_path}: has a protein_id column and a wild type '
-                       f'was named ({wildtype_id!r}); expected one or the '
-                       'other.')
-    if not has_ids and default is None:
-      raise ValueError(f'{csv_path}: no protein_id column, and {fasta_path} '
-                       f'has {len(wildtypes)} records; name the wild type.')
-    rows, variants = [], []
-    for row in reader:
-      where = f'{csv_path}:{reader.line_num}'
-      protein_id = row['protein_id'] if has_ids else default
-      if protein_id not in wildtypes:
-        raise ValueError(f'{where}: protein_id {protein_id!r} is not in '
-                         f'{fasta_path} (IDs: {sorted(wildtypes)[:10]}).')
-      wildtype = wildtypes[protein_id]
-      where = f'{where} ({protein_id})'
-      if kinds == ['mutation']:
-        substitutions = parse_mutation(row['mutation'] or '', wildtype, where)
-      else:
-        substitutions = substitutions_between(
-            wildtype, (row['seq'] or '').strip().upper(), where)
-      rows.append(row)
-      variants.append(Variant(protein_id, substitutions))
+  try:
+    with open(csv_path, newline='') as f:
+      reader = csv.DictReader(f)
+      columns = reader.fieldnames or []
+      kinds = [c for c in ('mutation', 'seq') if c in columns]
+      if len(kinds) != 1:
+        raise ValueError(f'{csv_path}: expected a "mutation" column (e.g. '
+                         'A23V:G45L) or a "seq" column of mutant sequences, '
+                         f'exactly one of them; the columns are {columns}.')
+      has_ids = 'protein_id' in columns
+      if has_ids and wildtype_id is not None:
+        raise ValueError(f'{csv_path}: has a protein_id column and a wild '
+                         f'type was named ({wildtype_id!r}); expected one or '
+                         'the other.')
+      if not has_ids and default is None:
+        raise ValueError(f'{csv_path}: no protein_id column, and '
+                         f'{fasta_path} has {len(wildtypes)} records; name '
+                         'the wild type.')
+      rows, variants = [], []
+      for row in reader:
+        where = f'{csv_path}:{reader.line_num}'
+        protein_id = row['protein_id'] if has_ids else default
+        if protein_id not in wildtypes:
+          raise ValueError(f'{where}: protein_id {protein_id!r} is not in '
+                           f'{fasta_path} (IDs: {sorted(wildtypes)[:10]}).')
+        wildtype = wildtypes[protein_id]
+        where = f'{where} ({protein_id})'
+        if kinds == ['mutation']:
+          substitutions = parse_mutation(row['mutation'] or '', wildtype,
+                                         where)
+        else:
+          substitutions = substitutions_between(
+              wildtype, residues.check(row['seq'] or '', where), where)
+        rows.append(row)
+        variants.append(Variant(protein_id, substitutions))
+  except (OSError, UnicodeDecodeError, csv.Error) as e:
+    raise ValueError(f'{csv_path}: cannot read as CSV: {e}') from e
   return rows, variants, wildtypes
 
 

@@ -289,7 +289,7 @@ def test_benchmark_runner_end_to_end(tmp_path):
 @pytest.mark.parametrize('problem,message', [
     ('columns', 'no \\[\'label\'\\] column'),
     ('labels', 'not among the task classes'),
-    ('sequence', 'characters other than letters'),
+    ('sequence', "invalid character '-'"),
     ('architecture', 'does not match'),
     ('too_long', 'No training sequence fits'),
 ])

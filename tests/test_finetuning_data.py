@@ -26,7 +26,8 @@ MODEL = helpers.tiny_model_config(num_blocks=1)
     ('seq,label\nMKV,1\nACD,0,extra\n', r't\.csv:3: 3 fields, but the '
      'header has 2'),
     ('seq,label\nMKV,1\nACD\n', r't\.csv:3: no label'),
-    ('seq,label\nMKV,1\n\nAC-D,1\n', r"t\.csv:4: sequence 'AC-D'"),
+    ('seq,label\nMKV,1\n\nAC-D,1\n', r"t\.csv:4: invalid character '-' "
+     r'\(character 3 of the sequence\)'),
 ])
 def test_malformed_csv_names_file_and_line(tmp_path, text, message):
   path = tmp_path / 't.csv'

@@ -2,7 +2,9 @@
 
 A task NAME in a directory is any of `NAME.train.csv`, `NAME.valid.csv`,
 `NAME.test.csv` (the layout of the ProteinBERT benchmarks), each with a `seq`
-and a `label` column (other columns are ignored, order is free).
+and a `label` column (other columns are ignored, order is free). Sequences
+follow `proteinbert.residues` (upper-cased; anything but letters and a final
+'*' is an error naming the line).
 """
 
 import csv
@@ -13,15 +15,16 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from proteinbert import residues
+
 SPLITS = ('train', 'valid', 'test')
-_SEQUENCE = re.compile(r'[A-Za-z]+')
 
 
 class LabelledData(NamedTuple):
   """Sequences and their label texts.
 
   Attributes:
-    seqs: [N] amino-acid sequences.
+    seqs: [N] amino-acid sequences (upper case, `residues.normalize`).
     labels: [N] label texts (parsed by `tasks.parse_labels`).
     source: the file they came from, for messages.
     lines: [N] the line of the file each record ends on (its only line
@@ -60,8 +63,8 @@ def read_csv(path: str) -> LabelledData:
   Raises:
     ValueError: unreadable file, no `seq` or `label` column or a repeated
       column name, no records, a record with more fields than the header or
-      without a label, an empty sequence or one with characters other than
-      letters (file and line named).
+      without a label, an empty sequence or one that breaks
+      `residues.normalize`'s rule (file, line and character named).
   """
   try:
     with open(path, newline='') as f:
@@ -86,15 +89,15 @@ def read_csv(path: str) -> LabelledData:
     raise ValueError(f'{path}: cannot read as CSV: {e}') from e
   if not rows:
     raise ValueError(f'{path}: no records.')
+  seqs = []
   for seq, label, line in rows:
-    if not _SEQUENCE.fullmatch((seq or '').strip()):
-      raise ValueError(f'{path}:{line}: sequence {(seq or "")[:30]!r} is '
-                       'empty or has characters other than letters.')
+    seqs.append(residues.check(seq or '', f'{path}:{line}'))
+    if not seqs[-1]:
+      raise ValueError(f'{path}:{line}: empty sequence.')
     if label is None:
       raise ValueError(f'{path}:{line}: no label.')
-  seqs, labels, lines = zip(*rows)
-  return LabelledData([s.strip() for s in seqs], list(labels), path,
-                      list(lines))
+  _, labels, lines = zip(*rows)
+  return LabelledData(seqs, list(labels), path, list(lines))
 
 
 def split_path(directory: str, name: str, split: str) -> str:
