@@ -22,8 +22,9 @@ import numpy as np
 from proteinbert.data import annotation_table
 from proteinbert.data import build
 from proteinbert.data import dataset
+from proteinbert.data import fasta_reader
 from proteinbert.data import sources
-from proteinbert.data import uniref
+from proteinbert.data import text_files
 from proteinbert.data.builder import summary
 
 _CORPUS_DIR = flags.DEFINE_string(
@@ -47,7 +48,7 @@ def draw_corpus(corpus_dir: str, work_dir: str, num_proteins: int,
                 seed: int) -> tuple[str, str]:
   """Writes a seeded uniform draw of the corpus; returns (FASTA, TSV) paths."""
   fasta = os.path.join(corpus_dir, 'train.fasta.gz')
-  total = sum(1 for _ in uniref.FastaReader(fasta))
+  total = sum(1 for _ in fasta_reader.FastaReader(fasta))
   if not 0 < num_proteins <= total:
     raise ValueError(f'num_proteins must be in [1, {total}], got '
                      f'{num_proteins}.')
@@ -56,14 +57,14 @@ def draw_corpus(corpus_dir: str, work_dir: str, num_proteins: int,
   drawn_fasta = os.path.join(work_dir, 'demo.fasta')
   accessions = set()
   with open(drawn_fasta, 'w') as out:
-    for i, record in enumerate(uniref.FastaReader(fasta)):
+    for i, record in enumerate(fasta_reader.FastaReader(fasta)):
       if i in chosen:
         accessions.add(sources.header_ids(record)[0])
         out.write(f'>{record.id} {record.description}'.rstrip() + '\n')
         out.write(record.sequence + '\n')
   table = os.path.join(corpus_dir, 'train.annotations.tsv.gz')
   drawn_table = os.path.join(work_dir, 'demo.annotations.tsv')
-  lines = uniref.read_lines(table)
+  lines = text_files.read_lines(table)
   header = next(lines, b'').decode()
   if header != annotation_table.TSV_HEADER:
     raise ValueError(f'{table}:1: expected the header '

@@ -1,4 +1,4 @@
-"""FASTA reading for the model's inputs: `uniref.FastaReader`'s records, checked.
+"""FASTA reading for the model's inputs: `fasta_reader`'s records, checked.
 
 A record is a '>' header line (its first word is the ID, the rest the
 description) followed by any number of sequence lines; lines starting with
@@ -18,7 +18,8 @@ from typing import NamedTuple
 from absl import logging
 
 from proteinbert import tokenization
-from proteinbert.data import uniref
+from proteinbert.data import fasta_reader
+from proteinbert.data import text_files
 
 _INVALID = re.compile(r'[^A-Za-z*]')
 _VOCABULARY = frozenset(tokenization.AMINO_ACIDS)
@@ -31,13 +32,13 @@ class FastaRecord(NamedTuple):
   seq: str
 
 
-def _line_of_invalid(path: str, record: uniref.FastaRecord) -> int:
+def _line_of_invalid(path: str, record: fasta_reader.FastaRecord) -> int:
   """The line of the record's first invalid character.
 
   The reader joins a record's lines, so they are read again to find it (on
   this error path only).
   """
-  lines = itertools.islice(uniref.read_lines(path), record.line, None)
+  lines = itertools.islice(text_files.read_lines(path), record.line, None)
   for number, line in enumerate(lines, start=record.line + 1):
     text = line.decode('ascii', 'replace').strip()
     if not text.startswith(';') and _INVALID.search(''.join(text.split())):
@@ -45,7 +46,7 @@ def _line_of_invalid(path: str, record: uniref.FastaRecord) -> int:
   raise AssertionError(f'{path}: no invalid line in record {record.id!r}.')
 
 
-def _checked(path: str, record: uniref.FastaRecord) -> FastaRecord:
+def _checked(path: str, record: fasta_reader.FastaRecord) -> FastaRecord:
   if not record.id:
     raise ValueError(f'{path}:{record.line}: header without an ID.')
   if '\ufffd' in record.id:  # The reader decodes IDs as ASCII.
@@ -85,7 +86,7 @@ def read_fasta(path: str) -> list[FastaRecord]:
       stream among them).
   """
   try:
-    records = [_checked(path, r) for r in uniref.FastaReader(path)]
+    records = [_checked(path, r) for r in fasta_reader.FastaReader(path)]
   except OSError as e:
     raise ValueError(f'{path}: cannot read: {e}') from e
   if not records:

@@ -57,9 +57,10 @@ from proteinbert import go_eval
 from proteinbert import io_utils
 from proteinbert.data import annotation_table
 from proteinbert.data import dataset as dataset_lib
+from proteinbert.data import fasta_reader
 from proteinbert.data import ontology as ontology_lib
 from proteinbert.data import sources
-from proteinbert.data import uniref
+from proteinbert.data import text_files
 
 PREDICTIONS_HEADER = 'protein\tgo_id\tscore'
 BASELINES = ('naive', 'homology')
@@ -132,7 +133,7 @@ def read_dataset(path: str, test: bool) -> Proteins:
 def read_fasta(path: str) -> Dict[str, str]:
   """Sequences by ID ('sp|P12345|...' headers give the accession)."""
   return {sources.header_ids(r)[0]: r.sequence
-          for r in uniref.FastaReader(path)}
+          for r in fasta_reader.FastaReader(path)}
 
 
 def resolve(ontology: ontology_lib.Ontology,
@@ -192,7 +193,7 @@ def read_predictions(path: str, ontology: ontology_lib.Ontology,
   how_counts = collections.Counter()
   form = None
   columns = 3  # Of a TSV, from its header.
-  for number, line in enumerate(uniref.read_lines(path), start=1):
+  for number, line in enumerate(text_files.read_lines(path), start=1):
     line = line.rstrip(b'\r')
     if not line.strip():
       continue

@@ -21,6 +21,7 @@ from proteinbert.data import build
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import loader as loader_lib
 from proteinbert.data import ontology as ontology_lib
+from proteinbert.data import text_files
 from proteinbert.data import uniref
 from proteinbert.data.builder import order as order_lib
 from proteinbert.data.builder import scratch
@@ -293,7 +294,7 @@ def test_bad_inputs_leave_no_output(tmp_path):
     f.write(whole[:len(whole) * 2 // 3])
   output = tmp_path / 'out' / 'dataset.h5'
   output.parent.mkdir()
-  with pytest.raises(uniref.UniRefFormatError, match='truncated'):
+  with pytest.raises(text_files.FileFormatError, match='truncated'):
     build.build_dataset(cut, paths['obo'], str(output), num_workers=0,
                         show_progress=False)
   bad_obo = directory / 'bad.obo'
@@ -580,9 +581,9 @@ def test_fasta_route_order(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('edit, error, message', [
     (dict(fasta=FASTA + '>tr|P00003|OTHER_HUMAN\nMKV\n'),
-     uniref.UniRefFormatError,
+     text_files.FileFormatError,
      r"proteins.fasta(\.gz)?:12: duplicate ID 'P00003' \(first at line 6\)"),
-    (dict(fasta=FASTA + '>\nMKV\n'), uniref.UniRefFormatError,
+    (dict(fasta=FASTA + '>\nMKV\n'), text_files.FileFormatError,
      r"proteins.fasta(\.gz)?:12: a '>' header without an ID"),
     (dict(table=_gaf(ROWS) + 'UniProtKB\tP00001\tKA\tenables\n'),
      annotation_table.AnnotationTableError,

@@ -12,7 +12,7 @@ from proteinbert import model as model_lib
 from proteinbert import params_io
 from proteinbert import pretrained
 from proteinbert.data import dataset as dataset_lib
-from proteinbert.data import uniref
+from proteinbert.data import fasta_reader
 from proteinbert.finetuning import experiment
 from proteinbert.training import evaluation
 from tests import helpers
@@ -64,7 +64,7 @@ def test_swissprot_small_knows_more_than_residue_frequencies():
   # residue frequencies and the corruption rate. The corruption is seeded,
   # so the figures are fixed up to float32 round-off.
   card = pretrained.model_card('swissprot-small')
-  seqs = [r.sequence for r in uniref.FastaReader(
+  seqs = [r.sequence for r in fasta_reader.FastaReader(
       pretrained.heldout_fasta('swissprot-small'))]
   assert len(seqs) >= 100
   report = evaluation.denoising_report(

@@ -3,7 +3,7 @@
 import pytest
 
 from proteinbert.data import sources
-from proteinbert.data import uniref
+from proteinbert.data import fasta_reader
 
 
 @pytest.mark.parametrize('first_word, description, ids', [
@@ -18,7 +18,7 @@ from proteinbert.data import uniref
                                               -1)),
 ])
 def test_header_ids(first_word, description, ids):
-  record = uniref.FastaRecord(first_word, description, 'MKV', 1)
+  record = fasta_reader.FastaRecord(first_word, description, 'MKV', 1)
   assert sources.header_ids(record) == ids
 
 

@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from experiments import synthetic
+from proteinbert.data import text_files
 from proteinbert.data import uniref
 from tests import synthetic_release
 
@@ -72,7 +73,7 @@ def test_small_blocks_and_long_entries(tmp_path, monkeypatch, read_ahead):
   entries = [synthetic_release.entry(f'P{i:05d}', sequence='A' * (50 * i + 1))
              for i in range(40)]
   paths = synthetic_release.write(str(tmp_path), entries)
-  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 256)
+  monkeypatch.setattr(text_files, '_BLOCK_BYTES', 256)
   reader = uniref.UniRefReader(paths['xml'])
   blocks = list(reader.blocks(read_ahead=read_ahead))
   assert len(blocks) > 10
@@ -96,14 +97,14 @@ def test_truncated_gzip_fails_clearly(tmp_path, read_ahead):
   path = tmp_path / 'cut.xml.gz'
   whole = gzip.compress(_xml_bytes(tmp_path))
   path.write_bytes(whole[:len(whole) // 2])
-  with pytest.raises(uniref.UniRefFormatError,
+  with pytest.raises(text_files.FileFormatError,
                      match=r'cut.xml.gz: the gzip stream is truncated'):
     list(uniref.UniRefReader(str(path)).blocks(read_ahead=read_ahead))
 
 
 def test_read_ahead_stops_when_the_reader_does(tmp_path, monkeypatch):
   paths = synthetic_release.write(str(tmp_path), ENTRIES * 50)
-  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 64)
+  monkeypatch.setattr(text_files, '_BLOCK_BYTES', 64)
   blocks = uniref.UniRefReader(paths['xml']).blocks(read_ahead=True)
   next(blocks)
   threads = threading.active_count()
@@ -115,7 +116,7 @@ def test_truncated_plain_xml_fails_clearly(tmp_path):
   data = _xml_bytes(tmp_path)
   path = tmp_path / 'cut.xml'
   path.write_bytes(data[:data.rindex(b'<sequence')])
-  with pytest.raises(uniref.UniRefFormatError,
+  with pytest.raises(text_files.FileFormatError,
                      match=r'cut.xml:\d+: the file ends inside an entry'):
     list(uniref.UniRefReader(str(path)))
 
@@ -126,7 +127,7 @@ def test_malformed_xml_names_the_line(tmp_path):
   path = tmp_path / 'bad.xml'
   path.write_bytes(data)
   line = data[:data.index(b'</representative>')].count(b'\n') + 1
-  with pytest.raises(uniref.UniRefFormatError,
+  with pytest.raises(text_files.FileFormatError,
                      match=rf'bad.xml:{line}: malformed XML \(mismatched tag'):
     list(uniref.UniRefReader(str(path)))
 
@@ -134,7 +135,8 @@ def test_malformed_xml_names_the_line(tmp_path):
 def test_not_xml(tmp_path):
   path = tmp_path / 'x.xml'
   path.write_text('>UniRef90_P1\nMKV\n')
-  with pytest.raises(uniref.UniRefFormatError, match='x.xml:1: malformed XML'):
+  with pytest.raises(text_files.FileFormatError,
+                     match='x.xml:1: malformed XML'):
     list(uniref.UniRefReader(str(path)))
 
 
@@ -149,56 +151,8 @@ def test_entry_missing_what_we_need(tmp_path, edit, message):
   data = _xml_bytes(tmp_path).replace(*edit)
   path = tmp_path / 'u.xml'
   path.write_bytes(data)
-  with pytest.raises(uniref.UniRefFormatError, match=message):
+  with pytest.raises(text_files.FileFormatError, match=message):
     list(uniref.UniRefReader(str(path)))
-
-
-def test_fasta_join(tmp_path):
-  entries = [synthetic_release.entry(f'P{i}', sequence='MK' * (i + 40))
-             for i in range(6)]
-  path = str(tmp_path / 'u.fasta.gz')
-  synthetic.write_fasta(path, entries)
-  assert {r.id: r.sequence for r in uniref.FastaReader(path)} == {
-      e.entry_id: e.sequence for e in entries}
-  join = uniref.FastaJoin(path, window=2)
-  assert join.lookup('UniRef90_P2') == entries[2].sequence  # Passes P0, P1.
-  assert join.lookup('UniRef90_P1') == entries[1].sequence  # Waiting.
-  assert join.lookup('UniRef90_NOPE') is None  # Passes P3, P4; drops P0.
-  assert join.lookup('UniRef90_P0') is None
-  assert join.lookup('UniRef90_P4') == entries[4].sequence
-  assert join.num_missing == 2
-
-
-def test_fasta_without_header(tmp_path):
-  path = tmp_path / 'u.fasta'
-  path.write_text('\nMKV\n>P1\nMKV\n')
-  with pytest.raises(uniref.UniRefFormatError,
-                     match=r"u.fasta:2: sequence data before the first '>'"):
-    list(uniref.FastaReader(str(path)))
-
-
-@pytest.mark.parametrize('gz, read_ahead', [(False, False), (True, True)])
-def test_fasta_reader_records(tmp_path, gz, read_ahead):
-  text = ('>sp|P1|A_HUMAN Protein A OS=Homo sapiens OX=9606\nMKV\nLA\n\n'
-          '>P2\n>UPI1 \xe9 n=1\r\nWW\r\n')
-  path = tmp_path / ('u.fasta.gz' if gz else 'u.fasta')
-  data = text.encode()
-  path.write_bytes(gzip.compress(data) if gz else data)
-  reader = uniref.FastaReader(str(path))
-  assert list(reader.records(read_ahead=read_ahead)) == [
-      uniref.FastaRecord('sp|P1|A_HUMAN',
-                         'Protein A OS=Homo sapiens OX=9606', 'MKVLA', 1),
-      uniref.FastaRecord('P2', '', '', 5),
-      uniref.FastaRecord('UPI1', '\xe9 n=1', 'WW', 6),
-  ]
-
-
-def test_read_lines(tmp_path, monkeypatch):
-  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 4)
-  path = tmp_path / 'x.txt.gz'
-  path.write_bytes(gzip.compress(b'first line\n\nthird\nlast'))
-  assert list(uniref.read_lines(str(path))) == [b'first line', b'', b'third',
-                                                b'last']
 
 
 def _release_with_long_entry(path, sequence_length, members=1):
@@ -226,7 +180,7 @@ def test_member_heavy_entry_spread_over_many_reads(tmp_path, monkeypatch):
   path = tmp_path / 'u.xml'
   entries = _release_with_long_entry(path, 2000, members=300)
   monkeypatch.setattr(uniref, 'MAX_ENTRY_BYTES', 8192)
-  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 1000)
+  monkeypatch.setattr(text_files, '_BLOCK_BYTES', 1000)
   reader = uniref.UniRefReader(str(path))
   read = list(reader)
   assert [e._replace(line=0) for e in read] == entries
@@ -239,7 +193,7 @@ def test_entry_over_the_cap_is_skipped_and_noted(tmp_path, monkeypatch, gz):
   path = tmp_path / ('u.xml.gz' if gz else 'u.xml')
   entries = _release_with_long_entry(path, 100_000)
   monkeypatch.setattr(uniref, 'MAX_ENTRY_BYTES', 8192)
-  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 1000)
+  monkeypatch.setattr(text_files, '_BLOCK_BYTES', 1000)
   reader = uniref.UniRefReader(str(path))
   read = list(reader)
   lines = _entry_lines(path)
@@ -256,8 +210,8 @@ def test_long_entry_is_read_in_linear_time_and_bounded_memory(tmp_path):
   # issue's 200M residues in a 204 KB .gz peaked at 1.5 GB).
   script = textwrap.dedent('''
       import json, resource, sys
-      from proteinbert.data import uniref
-      uniref._BLOCK_BYTES = 1 << 16
+      from proteinbert.data import text_files, uniref
+      text_files._BLOCK_BYTES = 1 << 16
       before = resource.getrusage(resource.RUSAGE_SELF)
       reader = uniref.UniRefReader(sys.argv[1])
       ids = [e.entry_id for e in reader]
@@ -287,27 +241,3 @@ def test_long_entry_is_read_in_linear_time_and_bounded_memory(tmp_path):
     # Bounded: the entry cap (16 MB) and a few decompressed pieces (32 MB
     # each) at most, where the old code held the whole 48 MB entry, copied.
     assert grown_mb < 150, name
-
-
-def test_fasta_record_over_the_residue_cap_is_skipped(tmp_path):
-  path = tmp_path / 'p.fasta'
-  path.write_text('>P1 a\nMKV\n>BIG b\n' + 'A' * 60 + '\n' + 'A' * 60 +
-                  '\n>P3\nMKW\n')
-  reader = uniref.FastaReader(str(path), max_residues=100)
-  assert [(r.id, r.sequence) for r in reader] == [('P1', 'MKV'),
-                                                 ('P3', 'MKW')]
-  assert reader.skipped == [('BIG', 3)]
-  assert len(list(uniref.FastaReader(str(path)))) == 3  # No cap: all.
-
-
-def test_a_line_over_the_cap_is_a_clear_error(tmp_path, monkeypatch):
-  monkeypatch.setattr(uniref, 'MAX_ENTRY_BYTES', 1000)
-  monkeypatch.setattr(uniref, '_BLOCK_BYTES', 100)
-  path = tmp_path / 'p.fasta.gz'
-  path.write_bytes(gzip.compress(b'>P1\nMKV\n>BIG\n' + b'A' * 5000 + b'\n'))
-  with pytest.raises(uniref.UniRefFormatError,
-                     match=r'p\.fasta\.gz:4: a line longer than 1,000 bytes'):
-    list(uniref.FastaReader(str(path)))
-  # Lines spread over many reads are joined whole.
-  path.write_bytes(gzip.compress(b'>P1\n' + b'A' * 900 + b'\n>P2\nMK\n'))
-  assert [len(r.sequence) for r in uniref.FastaReader(str(path))] == [900, 2]

@@ -30,7 +30,7 @@ import re
 import sys
 from typing import Dict, Iterator, List, Tuple
 
-from proteinbert.data import uniref
+from proteinbert.data import text_files
 
 TSV_HEADER = 'accession\tgo_ids'
 # GAF 2.x rows have 15 to 17 columns (the last two optional).
@@ -59,7 +59,7 @@ class AnnotationTable:
 
     Raises:
       AnnotationTableError: a malformed table (file and line named).
-      uniref.UniRefFormatError: a damaged gzip stream.
+      text_files.FileFormatError: a damaged gzip stream.
     """
     self.path = path
     self.header = {}
@@ -68,7 +68,7 @@ class AnnotationTable:
     self._go_ids: Dict[str, List[str]] = {}
     self._rows = self._not_rows = self._references = 0
     self._taken = self._taken_references = 0
-    lines = enumerate(uniref.read_lines(path), start=1)
+    lines = enumerate(text_files.read_lines(path), start=1)
     first = next(lines, (1, b''))[1].rstrip(b'\r')
     if first.startswith(b'!') or _GAF_COLUMNS[0] <= len(
         first.split(b'\t')) <= _GAF_COLUMNS[1]:

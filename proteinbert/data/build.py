@@ -164,7 +164,7 @@ def build_dataset(uniref_xml: Optional[str],
     FileExistsError: `output` exists and not `overwrite`.
     ValueError: bad settings or inputs, or a bad test-ID file.
     workers.WorkerDied: a worker process died (killed, out of memory).
-    ontology.OboError, uniref.UniRefFormatError,
+    ontology.OboError, text_files.FileFormatError,
     annotation_table.AnnotationTableError: bad input files, a FASTA ID
       shared by two records among them (the message names the file and
       position). No output is left behind.

@@ -35,6 +35,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from absl import logging
 
 from proteinbert.data import annotation_table
+from proteinbert.data import fasta_reader
+from proteinbert.data import text_files
 from proteinbert.data import uniref
 
 # Records per block: big enough that per-block numpy work amortizes, small
@@ -136,7 +138,7 @@ class XmlSource:
     return {}
 
 
-def header_ids(record: uniref.FastaRecord) -> Tuple[str, str, int]:
+def header_ids(record: fasta_reader.FastaRecord) -> Tuple[str, str, int]:
   """(entry_id, protein_id, taxonomy_id) of a FASTA record (module doc)."""
   match = _UNIPROT_ID.fullmatch(record.id)
   if match:
@@ -166,10 +168,10 @@ class FastaSource:
 
     Raises:
       annotation_table.AnnotationTableError: a malformed table.
-      uniref.UniRefFormatError: a damaged gzip stream.
+      text_files.FileFormatError: a damaged gzip stream.
     """
     self.path = path
-    self._reader = uniref.FastaReader(path, uniref.MAX_RESIDUES)
+    self._reader = fasta_reader.FastaReader(path, uniref.MAX_RESIDUES)
     self._table = None
     if annotations:
       self._table = annotation_table.AnnotationTable(annotations)
@@ -192,7 +194,8 @@ class FastaSource:
     """Lists of entries, their GO IDs taken from the table.
 
     Raises:
-      uniref.UniRefFormatError: a record without an ID, or a malformed FASTA.
+      text_files.FileFormatError: a record without an ID, or a malformed
+        FASTA.
     """
     block = []
     for record in self._reader.records(read_ahead):
@@ -203,10 +206,10 @@ class FastaSource:
     if block:
       yield block
 
-  def _entry(self, record: uniref.FastaRecord) -> uniref.UniRefEntry:
+  def _entry(self, record: fasta_reader.FastaRecord) -> uniref.UniRefEntry:
     entry_id, protein_id, taxonomy_id = header_ids(record)
     if not entry_id:
-      raise uniref.UniRefFormatError(
+      raise text_files.FileFormatError(
           f"{self.path}:{record.line}: a '>' header without an ID; expected "
           "'>ID description'.")
     go_ids = self._table.take(entry_id) if self._table is not None else ()
@@ -251,13 +254,13 @@ class FastaSource:
           ', '.join(self._table.absent(_MAX_LOGGED)))
     return counts
 
-  def duplicate_error(self, entry_id: str) -> uniref.UniRefFormatError:
+  def duplicate_error(self, entry_id: str) -> text_files.FileFormatError:
     """The error for an ID that two records share (reads the FASTA again)."""
-    lines = [r.line for r in uniref.FastaReader(self.path)
+    lines = [r.line for r in fasta_reader.FastaReader(self.path)
              if header_ids(r)[0] == entry_id][:2]
     where = f'{self.path}:{lines[-1]}' if lines else self.path
     first = f' (first at line {lines[0]})' if len(lines) > 1 else ''
-    return uniref.UniRefFormatError(
+    return text_files.FileFormatError(
         f'{where}: duplicate ID {entry_id!r}{first}; every record needs an ID '
         'of its own, as annotations and test IDs join on it.')
 

@@ -1,4 +1,4 @@
-"""Streaming readers for the UniRef XML release and FASTA files.
+"""Streaming reader for the UniRef XML release.
 
 `UniRefReader` walks `uniref{50,90,100}.xml[.gz]` once, holding one entry at a
 time. Of each `<entry>` it keeps what pretraining needs:
@@ -34,32 +34,18 @@ Errors name the file and position: malformed XML (expat's line and column), a
 truncated or corrupt gzip stream (how far decompression got), an entry without
 an `id` or without a representative `dbReference`.
 
-Memory stays bounded and time linear whatever the input: decompression
-yields at most `_MAX_PIECE_BYTES` at a time (a compression bomb inflates in
-many pieces), a line over `MAX_ENTRY_BYTES` is an error, an XML entry that
-holds more than `MAX_ENTRY_BYTES` outside its `<member>`s is skipped and
-noted (`UniRefReader.skipped`), and `FastaReader(max_residues=...)` skips
-and notes records with longer sequences. The builder counts both skips
-('too_long'), and drops any sequence over `MAX_RESIDUES`.
-
-`FastaReader` streams the records of a FASTA file (gzip or plain) with their
-header lines, for the builder's FASTA route and for `FastaJoin`, which
-supplies sequences from `uniref90.fasta[.gz]` by entry ID for entries whose
-XML has none, reading the FASTA forward in step with the XML. `read_lines`
-streams any text file's lines (the annotation tables).
+Memory stays bounded and time linear whatever the input: the file is read
+in bounded pieces (`text_files`), and an XML entry that holds more than
+`MAX_ENTRY_BYTES` outside its `<member>`s is skipped and noted
+(`UniRefReader.skipped`). The builder counts these skips ('too_long'), and
+drops any sequence over `MAX_RESIDUES`.
 """
 
-import collections
-import contextlib
-import functools
-import os
 import re
-import zlib
-from typing import (BinaryIO, Iterable, Iterator, List, NamedTuple, Optional,
-                    Tuple)
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 from xml.parsers import expat
 
-from proteinbert.data import prefetch
+from proteinbert.data import text_files
 
 GO_PROPERTY_TYPES = frozenset((
     'GO Molecular Function',
@@ -67,31 +53,19 @@ GO_PROPERTY_TYPES = frozenset((
     'GO Cellular Component',
 ))
 
-# Read this many compressed or plain bytes per step: large enough to amortize
-# the Python-level loop, small enough that the entries parsed from one block
-# (a few thousand) are a negligible amount of memory.
-_BLOCK_BYTES = 1 << 20
-# Decompressed bytes per piece, at most: far above what a step of real
-# UniRef XML or FASTA inflates to (about 6x), so only a compression bomb
-# (one long run of one letter) is cut into more pieces than one per step.
-_MAX_PIECE_BYTES = 32 << 20
 # Residues of the longest sequence kept: real proteins have under 40,000
 # (titin, about 35,000). A longer one is damaged or crafted input; the
-# builder skips and counts it (`FastaReader(max_residues=...)`, and for the
-# XML the builder's own check), so no entry can take much memory.
+# builder skips and counts it (in FASTA inputs and the joined FASTA with
+# `fasta_reader.FastaReader(max_residues=...)`, in the XML with its own
+# check), so no entry can take much memory.
 MAX_RESIDUES = 100_000
-# Bytes of one line (`read_lines`, FASTA) or of one XML entry outside its
-# `<member>` elements, at most: room for any real one (an entry with a
-# MAX_RESIDUES sequence takes about 0.1 MB); a longer line is an error, a
+# Bytes of one XML entry outside its `<member>` elements, at most: room for
+# any real one (an entry with a MAX_RESIDUES sequence takes about 0.1 MB); a
 # longer entry is skipped (`UniRefReader.skipped`).
 MAX_ENTRY_BYTES = 16 << 20
 # Line ends an entry may keep in place of its members, at most (a real one
 # has about 20 per member): bounds what member-heavy entries hold.
 _MAX_BLANK_LINES = 64 << 20
-
-
-class UniRefFormatError(ValueError):
-  """Unreadable input; the message names the file and where it went wrong."""
 
 
 class UniRefEntry(NamedTuple):
@@ -112,136 +86,6 @@ class UniRefEntry(NamedTuple):
   sequence: Optional[str]
   go_ids: Tuple[str, ...]
   line: int
-
-
-def _gzip_error(path: str, done: int, why) -> UniRefFormatError:
-  return UniRefFormatError(
-      f'{path}: the gzip stream is truncated or corrupt after {done:,} '
-      f'decompressed bytes ({why}); expected a complete .gz file: '
-      're-download it and check its size or checksum.')
-
-
-def _blocks(path: str, raw: BinaryIO) -> Iterator[bytes]:
-  """The decompressed bytes of `raw` (gzip or plain), in blocks.
-
-  zlib inflates gzip members directly, in steps of `_BLOCK_BYTES` of the
-  file rather than `gzip.GzipFile`'s 8 KB, and checks each member's CRC and
-  length itself.
-
-  Args:
-    path: the file's name, for error messages.
-    raw: the file, opened for binary reading at its start.
-
-  Raises:
-    UniRefFormatError: a damaged or truncated gzip stream.
-  """
-  if raw.read(2) != b'\x1f\x8b':
-    raw.seek(0)
-    while data := raw.read(_BLOCK_BYTES):
-      yield data
-    return
-  raw.seek(0)
-  inflater, fed, done = zlib.decompressobj(wbits=31), False, 0
-  while data := raw.read(_BLOCK_BYTES):
-    while data:
-      try:
-        out = inflater.decompress(data, _MAX_PIECE_BYTES)
-      except zlib.error as e:
-        raise _gzip_error(path, done, e) from None
-      fed, data = True, inflater.unconsumed_tail
-      if inflater.eof:  # Another gzip member may follow.
-        data = inflater.unused_data
-        inflater, fed = zlib.decompressobj(wbits=31), False
-      done += len(out)
-      if out:
-        yield out
-  if fed:
-    raise _gzip_error(path, done, 'the stream ends early')
-
-
-def _split_lines(path: str, pieces: Iterable[bytes]) -> Iterator[bytes]:
-  """The lines of consecutive pieces of a text, without '\\n' line ends.
-
-  A line spread over many pieces is joined once, in linear time.
-
-  Raises:
-    UniRefFormatError: a line longer than `MAX_ENTRY_BYTES`.
-  """
-  rest, rest_bytes, number = [], 0, 1  # The unfinished line: its pieces.
-  for block in pieces:
-    lines = block.split(b'\n')
-    last = lines.pop()
-    if lines:
-      lines[0] = b''.join(rest + [lines[0]])
-      rest, rest_bytes = [], 0
-      if len(lines[0]) > MAX_ENTRY_BYTES or len(block) > MAX_ENTRY_BYTES:
-        for k, text in enumerate(lines):
-          if len(text) > MAX_ENTRY_BYTES:
-            raise _long_line(path, number + k)
-      number += len(lines)
-    rest.append(last)
-    rest_bytes += len(last)
-    if rest_bytes > MAX_ENTRY_BYTES:
-      raise _long_line(path, number)
-    yield from lines
-  if rest_bytes:
-    yield b''.join(rest)
-
-
-def _long_line(path: str, number: int) -> UniRefFormatError:
-  return UniRefFormatError(
-      f'{path}:{number}: a line longer than {MAX_ENTRY_BYTES:,} bytes; '
-      'expected text lines (is this the right file?).')
-
-
-def read_lines(path: str) -> Iterator[bytes]:
-  """The lines of `path` (gzip or plain), without '\\n' line ends.
-
-  Raises:
-    UniRefFormatError: a damaged gzip stream, or a line longer than
-      `MAX_ENTRY_BYTES`.
-  """
-  with open(path, 'rb') as raw:
-    yield from _split_lines(path, _blocks(path, raw))
-
-
-class _FileReader:
-  """A file read once, start to end, that tells how far it has got.
-
-  Attributes:
-    path: the file.
-  """
-
-  def __init__(self, path: str):
-    self.path = path
-    self._raw = None
-    self._size = os.path.getsize(path)
-
-  @property
-  def fraction_read(self) -> float:
-    """Fraction of the file's (compressed) bytes consumed so far."""
-    if self._raw is None or self._raw.closed or not self._size:
-      return 0.0
-    return min(1.0, self._raw.tell() / self._size)
-
-  @contextlib.contextmanager
-  def _pieces(self, read_ahead: bool) -> Iterator[Iterator[bytes]]:
-    """The file's decompressed bytes in pieces, while the context lasts.
-
-    Args:
-      read_ahead: decompress on a thread of its own, beside the caller's
-        work on the pieces before. Do not fork while iterating then (start
-        worker processes first).
-    """
-    with open(self.path, 'rb') as raw, contextlib.ExitStack() as stack:
-      self._raw = raw
-      pieces = _blocks(self.path, raw)
-      if read_ahead:
-        # zlib lets go of the GIL while it inflates, so decompression runs
-        # beside the caller's work on the pieces before.
-        pieces = stack.enter_context(prefetch.Prefetcher(
-            functools.partial(next, pieces), depth=2))
-      yield pieces
 
 
 class Block(NamedTuple):
@@ -299,13 +143,14 @@ def _entry_id(pending: bytearray, start: int) -> str:
   return match.group(1).decode('utf-8', 'replace') if match else '?'
 
 
-def _format_error(path: str, line: int, what: str) -> UniRefFormatError:
-  return UniRefFormatError(
+def _format_error(path: str, line: int,
+                  what: str) -> text_files.FileFormatError:
+  return text_files.FileFormatError(
       f'{path}:{line}: {what}; expected a UniRef XML release (<entry> '
       'elements inside <UniRef90> or similar).')
 
 
-class UniRefReader(_FileReader):
+class UniRefReader(text_files.FileReader):
   """Reads a UniRef XML file (gzip or plain) in one streaming pass.
 
   `blocks()` cuts the file into `Block`s of whole entries (cheap byte
@@ -330,7 +175,7 @@ class UniRefReader(_FileReader):
       yield from parse_block(block)
 
   def blocks(self, read_ahead: bool = False) -> Iterator[Block]:
-    """The file's entries, a block per read of `_BLOCK_BYTES` of the file.
+    """The file's entries, a block per piece read (`text_files`).
 
     Linear in the file's size, and memory stays bounded: an entry spread
     over many reads loses its finished `<member>`s (which nothing reads) to
@@ -343,8 +188,8 @@ class UniRefReader(_FileReader):
         worker processes first).
 
     Raises:
-      UniRefFormatError: malformed XML around the entries, or a damaged
-        gzip stream.
+      text_files.FileFormatError: malformed XML around the entries, or a
+        damaged gzip stream.
     """
     with self._pieces(read_ahead) as pieces:
       pending, line, encoding = bytearray(), 1, None
@@ -444,8 +289,8 @@ def parse_block(block: Block) -> List[UniRefEntry]:
   that matter there.
 
   Raises:
-    UniRefFormatError: malformed XML, or an entry without an `id` or without
-      a representative `dbReference`.
+    text_files.FileFormatError: malformed XML, or an entry without an `id`
+      or without a representative `dbReference`.
   """
   parser = expat.ParserCreate(block.encoding)
   parser.buffer_text = True
@@ -544,127 +389,3 @@ def parse_block(block: Block) -> List[UniRefEntry]:
   if entry is not None:
     finish_entry()
   return done
-
-
-class FastaRecord(NamedTuple):
-  """One FASTA record.
-
-  Attributes:
-    id: the header's first word ('>UniRef90_Q8WZ42 Titin n=1 ...' ->
-      'UniRef90_Q8WZ42'); '' for a header without one.
-    description: the rest of the header.
-    sequence: the sequence lines joined, blanks at their ends removed.
-    line: 1-based line of the header in the (decompressed) file.
-  """
-  id: str
-  description: str
-  sequence: str
-  line: int
-
-
-class FastaReader(_FileReader):
-  """Reads a FASTA file (gzip or plain) in one streaming pass.
-
-  Iterating it yields `FastaRecord`s, as `records()` does.
-
-  Attributes:
-    path: the file.
-    skipped: (ID, header line) of the records left out for a sequence longer
-      than `max_residues`, so far.
-  """
-
-  def __init__(self, path: str, max_residues: Optional[int] = None):
-    """Reads `path`; with `max_residues`, longer records are `skipped`.
-
-    Their residues are read past, never held.
-    """
-    super().__init__(path)
-    self._max_residues = max_residues
-    self.skipped = []
-
-  def __iter__(self) -> Iterator[FastaRecord]:
-    return self.records()
-
-  def records(self, read_ahead: bool = False) -> Iterator[FastaRecord]:
-    """The file's records, in file order.
-
-    Lines starting with ';' (old-style comments) are skipped.
-
-    Args:
-      read_ahead: decompress on a thread of its own (see `UniRefReader`).
-
-    Raises:
-      UniRefFormatError: sequence lines before the first header, a line
-        longer than `MAX_ENTRY_BYTES`, or a damaged gzip stream.
-    """
-    # The record being read; parts is None once it has too many residues.
-    header, header_line, parts, residues = None, 0, [], 0
-    most = self._max_residues or float('inf')
-
-    def record():
-      words = header[1:].split(maxsplit=1) + [b'', b'']
-      record_id = words[0].decode('ascii', 'replace')
-      if parts is None:
-        self.skipped.append((record_id, header_line))
-        return None
-      return FastaRecord(record_id,
-                         words[1].decode('utf-8', 'replace').strip(),
-                         b''.join(parts).decode('ascii', 'replace'),
-                         header_line)
-
-    with self._pieces(read_ahead) as pieces:
-      for line_number, line in enumerate(_split_lines(self.path, pieces),
-                                         start=1):
-        if line.startswith(b'>'):
-          if header is not None and (done := record()):
-            yield done
-          header, header_line, parts, residues = line, line_number, [], 0
-        elif (stripped := line.strip()) and not stripped.startswith(b';'):
-          if header is None:
-            raise UniRefFormatError(
-                f"{self.path}:{line_number}: sequence data before the first "
-                "'>' header; expected FASTA.")
-          residues += len(stripped)
-          if residues > most:
-            parts = None
-          elif parts is not None:
-            parts.append(stripped)
-      if header is not None and (done := record()):
-        yield done
-
-
-class FastaJoin:
-  """Looks up sequences by ID in a FASTA read in step with the XML.
-
-  UniProt writes `uniref90.fasta` and `uniref90.xml` in the same cluster
-  order, so a lookup reads forward to the wanted record. Records passed on the
-  way wait in a window of at most `window` records (for the XML entries that
-  come next), so memory stays bounded however large the files; an ID not
-  found within the window counts as missing.
-
-  Attributes:
-    num_missing: lookups that found nothing.
-  """
-
-  def __init__(self, path: str, window: int = 100_000):
-    self._records = iter(FastaReader(path, MAX_RESIDUES))
-    self._window = collections.OrderedDict()
-    self._size = window
-    self.num_missing = 0
-
-  def lookup(self, record_id: str) -> Optional[str]:
-    """The sequence of `record_id`, or None if it is not within reach."""
-    if record_id in self._window:
-      return self._window.pop(record_id)
-    scanned = 0
-    for record in self._records:
-      if record.id == record_id:
-        return record.sequence
-      self._window[record.id] = record.sequence
-      if len(self._window) > self._size:
-        self._window.popitem(last=False)
-      scanned += 1
-      if scanned > self._size:
-        break
-    self.num_missing += 1
-    return None

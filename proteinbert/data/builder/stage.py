@@ -17,6 +17,7 @@ import numpy as np
 
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
+from proteinbert.data import fasta_reader
 from proteinbert.data import sources as sources_lib
 from proteinbert.data import uniref
 from proteinbert.data.builder import annotate
@@ -199,7 +200,8 @@ class Stager:
     # Entries before each block, to turn sources into entry indices.
     self.entries_before = []
     self.matched_test_ids = set()
-    self._fasta = uniref.FastaJoin(fasta) if fasta else None
+    self._fasta = (fasta_reader.FastaJoin(fasta, uniref.MAX_RESIDUES)
+                   if fasta else None)
     self._mode = mode
     self._summary = summary
     self._from_fasta = _BlockBuilder()
