@@ -72,8 +72,7 @@ def main(argv):
       global_layers=tuple(map(int, _GLOBAL_LAYERS.value)) or None,
       local_layers=tuple(map(int, _LOCAL_LAYERS.value)) or None,
       per_residue=_PER_RESIDUE.value, mean_pooled=_MEAN_POOLED.value,
-      attention=_ATTENTION.value,
-      normalize_case=fasta_job.NORMALIZE_CASE.value)
+      attention=_ATTENTION.value)
   model = embeddings.load_model(_CHECKPOINT.value, _MASK_PADDING.value)
   logging.info('Model: %s; options: %s', model.config, options)
   if options.attention and not model.config.mask_padding:

@@ -1,6 +1,6 @@
 """What the binaries that run a model over a FASTA file share.
 
-Flags for reading and batching the proteins (`experiments/embed.py`,
+Flags for batching the proteins (`experiments/embed.py`,
 `experiments/predict_go.py`), SIGTERM handled as Ctrl-C, and a progress bar
 on stderr.
 """
@@ -12,9 +12,6 @@ from typing import Callable
 
 from absl import flags
 
-NORMALIZE_CASE = flags.DEFINE_bool(
-    'normalize_case', True, 'Read lower-case letters as residues (the '
-    'original tokenizer reads them as <OTHER>).')
 MAX_TOKENS = flags.DEFINE_integer('max_tokens', 16384,
                                   'Tokens per model call (memory).',
                                   lower_bound=1)

@@ -80,7 +80,7 @@ def main(argv):
   summary = go_prediction.predict_fasta(
       _FASTA.value, go_prediction.GoPredictor(model, ontology),
       _OUTPUT.value, options, _ANNOTATIONS.value, fasta_job.MAX_TOKENS.value,
-      fasta_job.NORMALIZE_CASE.value, fasta_job.progress_bar())
+      fasta_job.progress_bar())
   logging.info('Predicted %d proteins, skipped %d already written and %d '
                'empty records; wrote %s.', len(summary.written),
                len(summary.skipped_existing), len(summary.empty),

@@ -131,7 +131,6 @@ def run_batches(fn: Callable[..., Any], inputs: Sequence[np.ndarray],
 
 def run_bucketed(fn: Callable[..., Any], seqs: Sequence[str],
                  start_seq_len: int = 512, start_batch_size: int = 32,
-                 normalize_case: bool = False,
                  row_inputs: Optional[Callable[[np.ndarray], Sequence[
                      np.ndarray]]] = None) -> Iterator[tuple[int, Any]]:
   """Runs fn on every sequence, tokenized in length buckets.
@@ -143,7 +142,6 @@ def run_bucketed(fn: Callable[..., Any], seqs: Sequence[str],
     seqs: [N] amino-acid sequences.
     start_seq_len: length of the shortest bucket (see `length_buckets`).
     start_batch_size: batch size at that length.
-    normalize_case: see `tokenization.tokenize`.
     row_inputs: given int64 [n] indices into seqs of a batch, fn's further
       inputs for those sequences (arrays [n, ...]; padding rows are zeros),
       such as their input annotations.
@@ -156,8 +154,7 @@ def run_bucketed(fn: Callable[..., Any], seqs: Sequence[str],
     for part in batch_slices(len(bucket.indices), bucket.batch_size):
       indices = bucket.indices[part]
       tokens = tokenization.tokenize([seqs[i] for i in indices],
-                                     bucket.seq_len,
-                                     normalize_case=normalize_case)
+                                     bucket.seq_len)
       extra = list(row_inputs(indices)) if row_inputs else []
       out = _run_padded(fn, [tokens] + extra, bucket.batch_size,
                         [tokenization.PAD] + [0] * len(extra))

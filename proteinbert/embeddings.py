@@ -63,6 +63,7 @@ from proteinbert import io_utils
 from proteinbert import journal as journal_lib
 from proteinbert import model as model_lib
 from proteinbert import params_io
+from proteinbert import residues
 from proteinbert import tokenization
 
 _FORMAT = 'proteinbert-embeddings-1'
@@ -81,15 +82,12 @@ class EmbeddingOptions(NamedTuple):
       None for the original's full concatenation.
     per_residue: also return per-residue embeddings.
     mean_pooled: also return the per-residue embeddings' mean over residues.
-    normalize_case: read lower-case letters as residues (FASTA soft-masking)
-      rather than as <OTHER> (the original tokenizer's behaviour).
     attention: also return the global attention weights.
   """
   global_layers: Optional[tuple] = None
   local_layers: Optional[tuple] = None
   per_residue: bool = False
   mean_pooled: bool = False
-  normalize_case: bool = True
   attention: bool = False
 
 
@@ -195,14 +193,20 @@ class Embedder:
     """Embeds every sequence, yielding (index into seqs, embedding).
 
     Args:
-      seqs: [N] amino-acid sequences (non-empty).
+      seqs: [N] amino-acid sequences (non-empty), read by the rule of
+        `proteinbert.residues` (lower case as upper case, a final '*'
+        dropped).
       max_tokens: about how many tokens go into one call (batch size times
         bucket length, at least one protein per call).
       start_seq_len: length of the shortest bucket.
 
     Yields:
       (index, ProteinEmbedding), grouped by length bucket.
+
+    Raises:
+      ValueError: a sequence breaks the rule, or is empty.
     """
+    seqs = residues.check_all(seqs)
     empty = [i for i, s in enumerate(seqs) if not s]
     if empty:
       raise ValueError(f'Sequences {empty[:10]} are empty.')
@@ -213,8 +217,7 @@ class Embedder:
     for i, (global_, local, local_mean, attention) in batching.run_bucketed(
         functools.partial(embed, self.model.params, None), seqs,
         start_seq_len,
-        batching.batch_size_for_tokens(max_tokens, start_seq_len),
-        self.options.normalize_case):
+        batching.batch_size_for_tokens(max_tokens, start_seq_len)):
       yield i, ProteinEmbedding(
           global_, None if local is None else local[1:lengths[i] + 1],
           local_mean, None if attention is None else attention[

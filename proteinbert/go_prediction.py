@@ -82,6 +82,7 @@ from proteinbert import inference
 from proteinbert import io_utils
 from proteinbert import journal as journal_lib
 from proteinbert import params_io
+from proteinbert import residues
 from proteinbert.data import annotation_table
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import ontology as ontology_lib
@@ -290,7 +291,7 @@ class GoPredictor:
 
   def __call__(self, seqs: Sequence[str],
                known: Optional[Sequence[np.ndarray]] = None,
-               max_tokens: int = 16384, normalize_case: bool = True
+               max_tokens: int = 16384
                ) -> Iterator[tuple[int, np.ndarray]]:
     """Scores every sequence, yielding (index into seqs, scores).
 
@@ -300,11 +301,14 @@ class GoPredictor:
         (the input annotations); None: none known.
       max_tokens: about how many tokens go into one call (batch size times
         bucket length, at least one protein per call).
-      normalize_case: read lower-case letters as residues.
 
     Yields:
       (index, float32 [A] consistent scores), grouped by length bucket.
+
+    Raises:
+      ValueError: a sequence breaks `proteinbert.residues`' rule.
     """
+    seqs = residues.check_all(seqs)
     num_annotations = self.model.config.num_annotations
 
     def annotations(indices):
@@ -317,7 +321,7 @@ class GoPredictor:
     for index, scores in batching.run_bucketed(
         _prediction_fn(self.model), seqs, _START_SEQ_LEN,
         batching.batch_size_for_tokens(max_tokens, _START_SEQ_LEN),
-        normalize_case, annotations):
+        annotations):
       yield index, self.true_path(scores)
 
   def selected(self, scores: np.ndarray, threshold: float,
@@ -412,12 +416,11 @@ def _write_output(journal: journal_lib.Journal, path: str,
       out.write(b'END\n')
 
 
-def _settings(predictor: GoPredictor, options: OutputOptions,
-              normalize_case: bool) -> str:
+def _settings(predictor: GoPredictor, options: OutputOptions) -> str:
   vocabulary = hashlib.sha256('\n'.join(
       predictor.vocabulary.ids.tolist()).encode()).hexdigest()[:16]
   return io_utils.json_dumps(dict(
-      format=_FORMAT, options=options._asdict(), normalize_case=normalize_case,
+      format=_FORMAT, options=options._asdict(),
       model_config=json.loads(predictor.model.config.to_json()),
       params=params_io.fingerprint(predictor.model.params),
       vocabulary=vocabulary, true_path=predictor.true_path.digest()),
@@ -427,7 +430,6 @@ def _settings(predictor: GoPredictor, options: OutputOptions,
 def predict_fasta(fasta_path: str, predictor: GoPredictor, output_path: str,
                   options: OutputOptions = OutputOptions(),
                   annotations: Optional[str] = None, max_tokens: int = 16384,
-                  normalize_case: bool = True,
                   progress: Optional[Callable[[int, int], None]] = None
                   ) -> fasta_lib.JobSummary:
   """Predicts GO terms for every record of a FASTA file (see the module doc).
@@ -442,7 +444,6 @@ def predict_fasta(fasta_path: str, predictor: GoPredictor, output_path: str,
     options: what to write.
     annotations: an annotation table of known terms, or None (none known).
     max_tokens: tokens per model call (see `GoPredictor`).
-    normalize_case: read lower-case letters as residues.
     progress: called with (proteins done, proteins to do) after each one.
 
   Returns:
@@ -460,13 +461,13 @@ def predict_fasta(fasta_path: str, predictor: GoPredictor, output_path: str,
            else [np.zeros(0, np.int64)] * len(records))
   digests = {r.id: _digest(r.seq, k) for r, k in zip(records, known)}
   journal = journal_lib.open_job(
-      output_path, _settings(predictor, options, normalize_case),
+      output_path, _settings(predictor, options),
       'model, parameters, vocabulary, ontology or output options', digests)
   skipped = [r.id for r in records if r.id in journal]
   pending = [i for i, r in enumerate(records) if r.id not in journal]
   for done, (index, scores) in enumerate(predictor(
       [records[i].seq for i in pending], [known[i] for i in pending],
-      max_tokens, normalize_case), start=1):
+      max_tokens), start=1):
     record = records[pending[index]]
     terms = predictor.selected(scores, options.threshold, options.top_k)
     journal.append(record.id, digests[record.id], _block(

@@ -63,7 +63,7 @@ def test_run_bucketed_yields_each_sequence_once_at_its_bucket_length():
 
   seen = {}
   for index, (tokens, count) in batching.run_bucketed(
-      fn, seqs, start_seq_len=16, start_batch_size=4, normalize_case=True):
+      fn, seqs, start_seq_len=16, start_batch_size=4):
     assert index not in seen
     seen[index] = tokens
     assert count == len(seqs[index]) + tokenization.ADDED_TOKENS_PER_SEQ
@@ -72,5 +72,5 @@ def test_run_bucketed_yields_each_sequence_once_at_its_bucket_length():
   # and one 128 (batch sizes 1).
   assert shapes == [(4, 16), (4, 16), (1, 64), (1, 128)]
   np.testing.assert_array_equal(
-      seen[6], tokenization.tokenize(['ACD'], 16)[0])
+      seen[6], tokenization.tokenize(['acd'], 16)[0])
   assert list(batching.run_bucketed(fn, [], 16, 4)) == []

@@ -155,8 +155,7 @@ def test_known_terms_are_model_inputs(tmp_path, ontology, predictor):
                               go_prediction.OutputOptions(threshold=0),
                               annotations=str(table))
   _, scores = _read_tsv(with_known)
-  tokens = tokenization.tokenize([s for _, s in RECORDS], 64,
-                                 normalize_case=True)
+  tokens = tokenization.tokenize([s.upper() for _, s in RECORDS], 64)
   annotations = np.zeros((len(RECORDS), len(GO_IDS)), np.float32)
   annotations[0, [ROOT, A, B, C]] = 1
   expected = predictor.true_path(predictor.model.predict(

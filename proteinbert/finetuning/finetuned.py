@@ -23,6 +23,7 @@ from proteinbert import compiled
 from proteinbert import io_utils
 from proteinbert import model as model_lib
 from proteinbert import params_io
+from proteinbert import residues
 from proteinbert import tokenization
 from proteinbert.finetuning import heads
 from proteinbert.finetuning import tasks
@@ -152,7 +153,9 @@ class FinetunedModel:
     length compiles once.
 
     Args:
-      seqs: [N] amino-acid sequences.
+      seqs: [N] amino-acid sequences, read by the rule of
+        `proteinbert.residues` (lower case as upper case, a final '*'
+        dropped), as the fine-tuning CSVs are.
       start_seq_len: length of the first bucket; with
         `model.mask_padding=False` (the original's behaviour) predictions
         depend on it, so keep the length the model was trained at.
@@ -163,6 +166,7 @@ class FinetunedModel:
       [K] per protein for global tasks; [n] or [n, K] over the n residues for
       per-residue tasks.
     """
+    seqs = residues.check_all(seqs)
     predict = compiled.build(prediction_fn, self.model_config, self.spec,
                              self.head_config).apply
     results = [None] * len(seqs)
