@@ -3,26 +3,22 @@
 A record is a '>' header line (its first word is the ID, the rest the
 description) followed by any number of sequence lines; lines starting with
 ';' are old-style comments. Plain and gzip files are told apart by their
-first bytes. Sequence lines may hold letters of either case (any letter:
-those outside the model's vocabulary, such as B, Z, J or O, become `<OTHER>`
-when tokenized; `odd_letters` lists them), spaces, and one trailing '*' (a
-stop codon). Anything else — digits, gaps ('-', '.'), punctuation — is an
-error naming the line, since silently mapping it to `<OTHER>` would hide a
-wrong input file.
+first bytes. Sequences follow `proteinbert.residues`: upper-cased, spaces and
+one final '*' (a stop codon) dropped, letters outside the model's vocabulary
+(B, J, O, Z) kept and reported (`KeyedRecords.odd_letters`), since they
+tokenize as `<OTHER>`. Anything else (digits, gaps '-' and '.', punctuation,
+an internal '*') is an error naming the line and the character: silently
+mapping it to `<OTHER>` would hide a wrong input file.
 """
 
 import itertools
-import re
 from typing import NamedTuple
 
 from absl import logging
 
-from proteinbert import tokenization
+from proteinbert import residues
 from proteinbert.data import fasta_reader
 from proteinbert.data import text_files
-
-_INVALID = re.compile(r'[^A-Za-z*]')
-_VOCABULARY = frozenset(tokenization.AMINO_ACIDS)
 
 
 class FastaRecord(NamedTuple):
@@ -32,18 +28,27 @@ class FastaRecord(NamedTuple):
   seq: str
 
 
-def _line_of_invalid(path: str, record: fasta_reader.FastaRecord) -> int:
-  """The line of the record's first invalid character.
+def _invalid_place(path: str, record: fasta_reader.FastaRecord,
+                   index: int) -> tuple[int, str]:
+  """(line, described character) of `record.sequence[index]`.
 
-  The reader joins a record's lines, so they are read again to find it (on
-  this error path only).
+  The reader joins a record's lines (their ends stripped, one character per
+  byte), so they are read again to find it, on this error path only.
   """
   lines = itertools.islice(text_files.read_lines(path), record.line, None)
   for number, line in enumerate(lines, start=record.line + 1):
-    text = line.decode('ascii', 'replace').strip()
-    if not text.startswith(';') and _INVALID.search(''.join(text.split())):
-      return number
-  raise AssertionError(f'{path}: no invalid line in record {record.id!r}.')
+    line = line.strip()
+    if not line or line.startswith(b';'):
+      continue
+    if index < len(line):
+      if line[index] < 0x80:
+        return number, residues.describe(chr(line[index]))
+      # The whole character, if the bytes from here are UTF-8.
+      return number, residues.describe(
+          line[index:index + 4].decode('utf-8', 'replace')[0])
+    index -= len(line)
+  raise AssertionError(f'{path}: record {record.id!r} has no residue '
+                       f'{index}.')
 
 
 def _checked(path: str, record: fasta_reader.FastaRecord) -> FastaRecord:
@@ -53,18 +58,13 @@ def _checked(path: str, record: fasta_reader.FastaRecord) -> FastaRecord:
     raise ValueError(f'{path}:{record.line}: the ID {record.id!r} has bytes '
                      'that are not ASCII; IDs key the outputs, so they must '
                      'be ASCII.')
-  seq = ''.join(record.sequence.split())
-  bad = _INVALID.search(seq)
-  if bad:
-    raise ValueError(
-        f'{path}:{_line_of_invalid(path, record)}: invalid character '
-        f'{bad.group()!r} in record {record.id!r}; sequences may hold '
-        "letters only (and a final '*'). Remove alignment gaps and "
-        'numbering.')
-  if '*' in seq[:-1]:
-    raise ValueError(f"{path}: record {record.id!r} has a '*' before its "
-                     'end; only a final stop codon is allowed.')
-  return FastaRecord(record.id, record.description, seq.rstrip('*'))
+  seq = residues.normalize(record.sequence)
+  if seq is None:
+    line, char = _invalid_place(path, record,
+                                residues.first_invalid(record.sequence))
+    raise ValueError(f'{path}:{line}: invalid character {char} in record '
+                     f'{record.id!r}; {residues.RULE}')
+  return FastaRecord(record.id, record.description, seq)
 
 
 def read_fasta(path: str) -> list[FastaRecord]:
@@ -81,9 +81,9 @@ def read_fasta(path: str) -> list[FastaRecord]:
 
   Raises:
     ValueError: no records, text before the first header, a header without
-      an ID or with one that is not ASCII, a sequence character that is not
-      a letter (line given), or a file that cannot be read (a damaged gzip
-      stream among them).
+      an ID or with one that is not ASCII, a sequence that breaks
+      `residues`' rule (line and character given), or a file that cannot be
+      read (a damaged gzip stream among them).
   """
   try:
     records = [_checked(path, r) for r in fasta_reader.FastaReader(path)]
@@ -92,11 +92,6 @@ def read_fasta(path: str) -> list[FastaRecord]:
   if not records:
     raise ValueError(f'{path}: no FASTA records (no line starts with >).')
   return records
-
-
-def odd_letters(seq: str) -> set[str]:
-  """Letters of `seq` (upper-cased) that the vocabulary maps to <OTHER>."""
-  return set(seq.upper()) - _VOCABULARY
 
 
 class KeyedRecords(NamedTuple):
@@ -144,8 +139,8 @@ def read_keyed(path: str) -> KeyedRecords:
     raise ValueError(f'{path}: repeated IDs {duplicates[:10]}; outputs are '
                      'keyed by ID.')
   empty = [r.id for r in records if not r.seq]
-  odd = {r.id: ''.join(sorted(odd_letters(r.seq)))
-         for r in records if odd_letters(r.seq)}
+  odd = {r.id: ''.join(sorted(residues.odd_letters(r.seq)))
+         for r in records if residues.odd_letters(r.seq)}
   if empty:
     logging.warning('%d empty record(s) skipped: %s', len(empty), empty[:10])
   if odd:

@@ -184,7 +184,7 @@ def read_wildtypes(fasta_path: str) -> dict[str, str]:
   for record in fasta_lib.read_fasta(fasta_path):
     if record.id in wildtypes:
       raise ValueError(f'{fasta_path}: ID {record.id!r} appears twice.')
-    wildtypes[record.id] = record.seq.upper()
+    wildtypes[record.id] = record.seq
   return wildtypes
 
 

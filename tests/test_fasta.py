@@ -5,6 +5,7 @@ import gzip
 import pytest
 
 from proteinbert import fasta
+from proteinbert import residues
 
 TEXT = """>sp|P1|ONE first protein
 MKTA yiak
@@ -31,12 +32,12 @@ def _write(tmp_path, text, name='in.fasta', compress=False):
 def test_reads_multiline_gzip_lowercase_and_empty_records(tmp_path, compress):
   records = fasta.read_fasta(_write(tmp_path, TEXT, compress=compress))
   assert records == [
-      fasta.FastaRecord('sp|P1|ONE', 'first protein', 'MKTAyiakQRQ'),
+      fasta.FastaRecord('sp|P1|ONE', 'first protein', 'MKTAYIAKQRQ'),
       fasta.FastaRecord('P2', '', ''),
       fasta.FastaRecord('P3', 'odd letters', 'ACBZJO'),
   ]
-  assert fasta.odd_letters(records[2].seq) == {'B', 'Z', 'J', 'O'}
-  assert fasta.odd_letters(records[0].seq) == set()
+  assert residues.odd_letters(records[2].seq) == {'B', 'Z', 'J', 'O'}
+  assert residues.odd_letters(records[0].seq) == set()
 
 
 @pytest.mark.parametrize('text,message', [
@@ -46,7 +47,10 @@ def test_reads_multiline_gzip_lowercase_and_empty_records(tmp_path, compress):
     ('>\nMKV\n', 'header without an ID'),
     ('>P1\nMK-V\n', r"in.fasta:2: invalid character '-' in record 'P1'"),
     ('>P1\nMKV\n>P2\nMK1V\n', "invalid character '1'"),
-    ('>P1\nMK*V\n', "'\\*' before its end"),
+    ('>P1\nMKV\nMK*V\n', r"in.fasta:3: invalid character '\*' in record "
+     "'P1'; expected letters A-Z"),
+    ('>P1\nMKV\n  M\xe9V\n', r"in.fasta:3: invalid character '\xe9' "
+     r'\(U\+00E9\)'),
 ])
 def test_bad_files(tmp_path, text, message):
   with pytest.raises(ValueError, match=message):
