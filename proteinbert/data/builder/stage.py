@@ -15,6 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from absl import logging
 import numpy as np
 
+from proteinbert import residues
 from proteinbert.data import chunk as chunk_lib
 from proteinbert.data import dataset as dataset_lib
 from proteinbert.data import fasta_reader
@@ -31,15 +32,23 @@ from proteinbert.data.builder import summary as summary_lib
 _BLOCK = 4096
 
 
-def _check_sequence(seq: Optional[str]) -> Tuple[Optional[str], str]:
-  """(the sequence, '') if usable, else (None, why not)."""
+def _check_sequence(seq: Optional[str]) -> Tuple[Optional[bytes], str]:
+  """(the sequence under `residues`' rule, '') if usable, else (None, why).
+
+  The same rule in both modes: the original stored characters other than
+  letters verbatim (pretraining then read them as <OTHER>), but real UniRef
+  releases hold none, so its outputs are reproduced all the same.
+  """
   if not seq:
     return None, 'no_sequence'
   if len(seq) > uniref.MAX_RESIDUES:
     return None, 'too_long'
   if not seq.isascii():
     return None, 'invalid_sequence'
-  return seq, ''
+  seq = residues.normalize_bytes(seq.encode('ascii'))
+  if seq is None:
+    return None, 'invalid_sequence'
+  return (seq, '') if seq else (None, 'no_sequence')
 
 
 class _BlockBuilder:
@@ -52,9 +61,9 @@ class _BlockBuilder:
     self.seqs, self.terms, self.protein_ids, self.entry_ids = [], [], [], []
     self.taxonomy_ids, self.in_test, self.sources = [], [], []
 
-  def add(self, entry: uniref.UniRefEntry, seq: str, terms: np.ndarray,
+  def add(self, entry: uniref.UniRefEntry, seq: bytes, terms: np.ndarray,
           in_test: bool, source: int) -> None:
-    self.seqs.append(seq.encode('ascii'))
+    self.seqs.append(seq)
     self.terms.append(terms)
     self.protein_ids.append(entry.protein_id)
     self.entry_ids.append(entry.entry_id)
