@@ -107,6 +107,23 @@ def _output_is_no_input(values):
   return True
 
 
+@flags.multi_flags_validator(
+    ['output', 'overwrite', 'scratch_dir', 'format', 'seed', 'bucket_size',
+     'num_workers', 'min_annotation_count'])
+def _settings(values):
+  """The library's checks, before any input is read."""
+  if values['output'] is None:
+    return True  # --output is required; absl says so.
+  try:
+    build.check_settings(
+        values['output'], values['overwrite'], values['scratch_dir'],
+        values['format'], values['seed'], values['bucket_size'],
+        values['num_workers'], values['min_annotation_count'])
+  except (ValueError, FileExistsError) as e:
+    raise flags.ValidationError(str(e)) from None
+  return True
+
+
 def main(argv):
   del argv
   summary = build.build_dataset(

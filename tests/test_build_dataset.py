@@ -149,11 +149,22 @@ def test_test_set_from_ids(tmp_path):
 @pytest.mark.parametrize('lines, message', [
     (['NOPE', 'NADA'], 'none of its 2 IDs names a protein'),
     (['A0A001 A0A002'], 'test_ids.txt:1: expected one protein ID per line'),
+    # An empty file used to give no test set without a word.
+    ([], r'test_ids.txt: no protein IDs \(the file is empty'),
+    (['# none yet', ''], r'test_ids.txt: no protein IDs'),
 ])
 def test_bad_test_ids(tmp_path, lines, message):
   with pytest.raises(ValueError, match=message):
     _build(tmp_path, test_ids=_write_ids(tmp_path, lines))
   assert not os.path.exists(tmp_path / 'out.h5')
+
+
+def test_non_utf8_test_ids_name_the_line(tmp_path):
+  # A UnicodeDecodeError before.
+  path = tmp_path / 'test_ids.txt'
+  path.write_bytes(b'UniRef90_A0A001\nA0A0\xff2\n')
+  with pytest.raises(ValueError, match='test_ids.txt:2: not UTF-8 text'):
+    _build(tmp_path, test_ids=str(path))
 
 
 def _random_entries(n, seed=0):
@@ -275,12 +286,17 @@ def test_compat_order_survives_bucketing_and_workers(tmp_path):
 
 
 def test_uniref50(tmp_path):
-  entries = [entry(f'A0A00{i}', prefix='UniRef50_') for i in range(3)]
+  entries = [entry(f'A0A00{i}', ['GO:0005524'], prefix='UniRef50_')
+             for i in range(3)]
   summary, _ = _build(tmp_path, entries, release='UniRef50')
   assert summary.proteins == 3
-  summary, _ = _build(tmp_path, entries, 'compat.h5', release='UniRef50',
-                      compat='original')
-  assert summary.proteins == 0  # As the original: nothing joins.
+  # As the original, nothing joins; an empty dataset is an error.
+  with pytest.raises(ValueError, match=r'none of its 3 entries was kept '
+                     r'\(dropped: compat_id_join: 3\); most likely '
+                     'compatibility mode'):
+    _build(tmp_path, entries, 'compat.h5', release='UniRef50',
+           compat='original')
+  assert not os.path.exists(tmp_path / 'compat.h5')
 
 
 def test_bad_inputs_leave_no_output(tmp_path):
@@ -305,6 +321,80 @@ def test_bad_inputs_leave_no_output(tmp_path):
   assert not os.listdir(output.parent)
 
 
+@pytest.mark.parametrize('gz', [False, True])
+def test_utf16_release_builds_the_same_dataset(tmp_path, gz):
+  # It built an empty dataset: the byte searches found no '<entry'.
+  _, plain = _build(tmp_path, name='utf8.h5')
+  with gzip.open(tmp_path / 'release' / 'uniref.xml.gz', 'rb') as f:
+    text = f.read().decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+  path = tmp_path / ('utf16.xml.gz' if gz else 'utf16.xml')
+  data = text.encode('utf-16')
+  path.write_bytes(gzip.compress(data) if gz else data)
+  output = tmp_path / 'utf16.h5'
+  build.build_dataset(str(path), str(tmp_path / 'release' / 'go.obo'),
+                      str(output), min_annotation_count=1, num_workers=0,
+                      show_progress=False)
+  assert _annotations_by_protein(str(output)) == _annotations_by_protein(
+      plain)
+
+
+def test_empty_vocabulary_is_an_error(tmp_path):
+  # It was an empty vocabulary, exit 0; pretraining then failed.
+  directory = tmp_path / 'release'
+  directory.mkdir()
+  other = [t._replace(id=t.id.replace('GO:', 'XO:'), alt_ids=(),
+                      replaced_by=(), parents=tuple(
+                          p.replace('GO:', 'XO:') for p in t.parents))
+           for t in synthetic_release.TERMS]
+  paths = synthetic_release.write(str(directory), ENTRIES, terms=other)
+  output = tmp_path / 'out.h5'
+  with pytest.raises(ValueError, match=(
+      r'Empty GO vocabulary: none of the 7 GO references names a term of '
+      r'.*go\.obo \(commonest: .*\); expected the ontology the annotations '
+      'use')):
+    build.build_dataset(paths['xml'], paths['obo'], str(output),
+                        num_workers=0, show_progress=False)
+  with pytest.raises(ValueError, match=(
+      r'no term is carried by min_annotation_count=5 proteins \(the most: '
+      r'4\); lower the threshold')):
+    _build(tmp_path, min_annotation_count=5)
+  with pytest.raises(ValueError, match=(
+      'the annotation table names none of the FASTA\'s IDs')):
+    _fasta_build(tmp_path, table=_tsv([('Q99999', 'GO:0005524', '')]))
+  with pytest.raises(ValueError, match='uniref.xml.gz holds no GO annotation'):
+    _build(tmp_path, [entry('A0A001')])
+  assert not os.path.exists(output)
+
+
+def test_no_proteins_is_an_error(tmp_path):
+  with pytest.raises(ValueError, match=(
+      r'uniref\.xml\.gz: none of its 2 entries was kept \(dropped: '
+      r'no_sequence: 2\); most likely the entries carry no sequence: give '
+      "the release's FASTA")):
+    _build(tmp_path, [entry('A0A001', ['GO:0005524'], sequence=None),
+                      entry('A0A002', sequence=None)])
+  with pytest.raises(ValueError, match=(
+      r"proteins.fasta: no entries read; expected FASTA: '>ID description' "
+      'header lines')):
+    _fasta_build(tmp_path, fasta='')
+  assert not os.path.exists(tmp_path / 'out.h5')
+
+
+def test_taxonomy_id_over_int32_is_an_error(tmp_path):
+  # An OverflowError before, with workers and without.
+  big = ENTRIES[:2] + (entry('A0A003', taxonomy_id=2**31),)
+  for workers in (0, 2):
+    with pytest.raises(text_files.FileFormatError, match=(
+        r'uniref\.xml\.gz:\d+: entry UniRef90_A0A003: NCBI taxonomy ID '
+        r'2147483648 is over 2,147,483,647')):
+      _build(tmp_path, big, num_workers=workers)
+  with pytest.raises(text_files.FileFormatError, match=(
+      r"proteins.fasta:4: the header's OX= taxonomy ID is over "
+      '2,147,483,647')):
+    _fasta_build(tmp_path, fasta=FASTA.replace('OX=10090', 'OX=' + '9' * 30))
+  assert not os.path.exists(tmp_path / 'out.h5')
+
+
 def test_refuses_to_overwrite(tmp_path):
   _build(tmp_path)
   with pytest.raises(FileExistsError, match='out.h5 exists'):
@@ -324,6 +414,47 @@ def test_bad_settings(tmp_path):
     _build(tmp_path, test_fraction=2)
   with pytest.raises(ValueError, match='seed -1 is not in'):
     _build(tmp_path, seed=-1)
+
+
+@pytest.mark.parametrize('setting, message', [
+    (dict(bucket_size=0), 'bucket_size=0; expected at least 1'),
+    (dict(bucket_size=-3), 'bucket_size=-3; expected at least 1'),
+    (dict(num_workers=-1), 'num_workers=-1; expected at least 0'),
+    (dict(min_annotation_count=-1),
+     'min_annotation_count=-1; expected at least 0'),
+    (dict(output='missing/out.h5'),
+     'output: the directory .*missing does not exist'),
+    (dict(scratch_dir='missing'),
+     'scratch_dir: the directory missing does not exist'),
+])
+def test_settings_are_checked_before_the_inputs_are_read(
+    tmp_path, monkeypatch, setting, message):
+  # bucket_size 0 was a ZeroDivisionError, a missing output directory an
+  # error about a scratch path.
+  monkeypatch.chdir(tmp_path)
+  setting = dict(setting)
+  with pytest.raises(ValueError, match=message):
+    build.build_dataset('missing.xml', 'missing.obo',
+                        setting.pop('output', 'out.h5'), show_progress=False,
+                        **setting)
+
+
+def test_bad_ontology_fails_before_the_release_is_read(tmp_path):
+  # A NUL in a term's name failed only when the vocabulary was written.
+  directory = tmp_path / 'release'
+  directory.mkdir()
+  paths = synthetic_release.write(str(directory), ENTRIES)
+  with open(paths['obo']) as f:
+    text = f.read()
+  with open(paths['obo'], 'w') as f:
+    f.write(text.replace('name: binding', 'name: bind\0ing'))
+  line = text[:text.index('name: binding')].count('\n') + 1
+  truncated = directory / 'cut.xml'
+  truncated.write_text('<UniRef90>\n<entry id="cut">')
+  with pytest.raises(ontology_lib.OboError,
+                     match=rf'go\.obo:{line}: a NUL character'):
+    build.build_dataset(str(truncated), paths['obo'], str(tmp_path / 'o.h5'),
+                        num_workers=0, show_progress=False)
 
 
 def test_gzip_and_plain_xml_agree(tmp_path):
@@ -396,11 +527,10 @@ def test_scratch_parts_are_freed_as_they_are_read(tmp_path):
 
 
 def test_empty_release(tmp_path):
-  summary, output = _build(tmp_path, entries=())
-  assert summary.entries == summary.proteins == 0
-  with dataset_lib.open_dataset(output) as data:
-    assert data.num_proteins == 0 and data.num_annotations == 0
-    assert len(data.seq_lengths) == 0
+  with pytest.raises(ValueError, match=r'uniref\.xml\.gz: no entries read; '
+                     'expected UniRef XML'):
+    _build(tmp_path, entries=())
+  assert not os.path.exists(tmp_path / 'out.h5')
 
 
 def test_timing_covers_the_whole_build(tmp_path):
@@ -636,6 +766,11 @@ def test_cli(tmp_path):
   assert refused.returncode != 0
   assert 'annotations needs go_obo' in refused.stderr
   assert not os.path.exists(tmp_path / 'refused.h5')
+  # Settings are refused as flags, before anything is read.
+  refused = run(f'--fasta={fasta}', f'--output={tmp_path / "no" / "o.h5"}',
+                '--bucket_size=0')
+  assert refused.returncode != 0
+  assert 'bucket_size=0; expected at least 1' in refused.stderr
 
 
 def test_entries_over_the_residue_cap_are_counted_skips(tmp_path,

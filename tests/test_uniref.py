@@ -4,6 +4,7 @@ import gzip
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -241,3 +242,129 @@ def test_long_entry_is_read_in_linear_time_and_bounded_memory(tmp_path):
     # Bounded: the entry cap (16 MB) and a few decompressed pieces (32 MB
     # each) at most, where the old code held the whole 48 MB entry, copied.
     assert grown_mb < 150, name
+
+
+def _members_xml(encoding):
+  """Two entries, non-ASCII text, and `encoding` in the XML declaration."""
+  return (f'<?xml version="1.0" encoding="{encoding}" ?>\n'
+          '<UniRef50 xmlns="http://uniprot.org/uniref" version="x">\n'
+          '<entry id="UniRef50_P1">\n<name>Cluster: \xe9 \U0001F600</name>\n'
+          '<property type="GO Cellular Component" value="GO:0005575"/>\n'
+          '<representativeMember><dbReference type="UniProtKB ID" '
+          'id="P1_MOUSE"><property type="NCBI taxonomy" value="10090"/>'
+          '</dbReference>\n'
+          '<sequence length="4">MK\n  VL</sequence></representativeMember>\n'
+          '</entry>\n<entry id="UniRef50_P2">\n'
+          '<representativeMember><dbReference type="UniProtKB ID" '
+          'id="P2_MOUSE"></dbReference></representativeMember>\n</entry>\n'
+          '</UniRef50>\n')
+
+
+@pytest.mark.parametrize('declared, codec', [
+    ('UTF-16', 'utf-16'),  # With a byte order mark.
+    ('UTF-16', 'utf-16-be'),  # Without: told by '<?' in 2-byte characters.
+    ('UTF-16LE', 'utf-16-le'),
+    ('UTF-32', 'utf-32'),
+    ('UTF-32BE', 'utf-32-be'),
+])
+@pytest.mark.parametrize('gz', [False, True])
+def test_utf16_and_utf32_xml_is_read(tmp_path, monkeypatch, declared, codec,
+                                     gz):
+  # Such files used to give no entries at all: the byte searches look for
+  # ASCII '<entry'.
+  monkeypatch.setattr(text_files, '_BLOCK_BYTES', 7)  # Splits characters.
+  data = _members_xml(declared).encode(codec)
+  path = tmp_path / ('u.xml.gz' if gz else 'u.xml')
+  path.write_bytes(gzip.compress(data) if gz else data)
+  reader = uniref.UniRefReader(str(path))
+  assert list(reader) == [
+      uniref.UniRefEntry('UniRef50_P1', 'P1_MOUSE', 10090, 'MKVL',
+                         ('GO:0005575',), 3),
+      uniref.UniRefEntry('UniRef50_P2', 'P2_MOUSE', -1, None, (), 10)]
+  assert reader.release['root'] == 'UniRef50'
+
+
+def test_invalid_utf16_names_the_file(tmp_path):
+  path = tmp_path / 'u.xml'
+  path.write_bytes(_members_xml('UTF-16').encode('utf-16')
+                   + '\n<'.encode('utf-16-le') + b'\x00\xd8a\x00')
+  line = _members_xml('UTF-16').count('\n') + 2
+  with pytest.raises(text_files.FileFormatError,
+                     match=rf'u\.xml:{line}: not valid utf-16-le text'):
+    list(uniref.UniRefReader(str(path)))
+
+
+@pytest.mark.parametrize('declared, message', [
+    ('UTF-16', r'u\.xml:1: the XML declaration says encoding="UTF-16", but '
+     'the file does not start as such text does'),
+    ('no-such-encoding', r'u\.xml:1: the XML declaration\'s '
+     'encoding="no-such-encoding" cannot be read \\(unknown encoding'),
+    ('Shift_JIS', r'u\.xml:1: the XML declaration\'s encoding="Shift_JIS" '
+     'cannot be read \\(multi-byte'),
+])
+def test_encodings_that_cannot_be_read(tmp_path, declared, message):
+  # An unknown encoding was a bare LookupError.
+  path = tmp_path / 'u.xml'
+  path.write_bytes(_members_xml(declared).encode('ascii', 'replace'))
+  with pytest.raises(text_files.FileFormatError, match=message):
+    list(uniref.UniRefReader(str(path)))
+
+
+@pytest.mark.parametrize('mixed', [False, True])
+def test_namespace_prefixed_entries_are_refused(tmp_path, monkeypatch, mixed):
+  # They used to be passed over: an empty dataset, exit 0.
+  monkeypatch.setattr(text_files, '_BLOCK_BYTES', 64)
+  text = re.sub(r'<(/?)(entry|representativeMember|dbReference|property|'
+                r'sequence|name|UniRef50)\b', r'<\1u:\2',
+                _members_xml('UTF-8')).replace('xmlns=', 'xmlns:u=')
+  if mixed:  # An unprefixed entry after them.
+    head, _, tail = text.rpartition('</u:entry>')
+    text = head.replace('<u:entry id="UniRef50_P2">', '<entry id="P2">'
+                        ) + '</entry>' + tail
+  path = tmp_path / 'u.xml'
+  path.write_text(text)
+  with pytest.raises(text_files.FileFormatError,
+                     match=r"u\.xml:3: entries are named with the namespace "
+                     r"prefix 'u' \(<u:entry>\)"):
+    list(uniref.UniRefReader(str(path)))
+
+
+def test_two_sequences_are_an_error(tmp_path):
+  # They used to be concatenated into one protein.
+  text = _members_xml('UTF-8').replace(
+      '</representativeMember>\n</entry>\n<entry id="UniRef50_P2">',
+      '</representativeMember>\n<sequence>WW</sequence></entry>\n'
+      '<entry id="UniRef50_P2">')
+  path = tmp_path / 'u.xml'
+  path.write_text(text)
+  with pytest.raises(text_files.FileFormatError,
+                     match=r"u\.xml:9: entry UniRef50_P1: a second <sequence> "
+                     "outside the members; expected one, the representative's"):
+    list(uniref.UniRefReader(str(path)))
+  path.write_text(_members_xml('UTF-8').replace(
+      '</sequence></representativeMember>',
+      '</sequence></representativeMember>\n<representativeMember>'
+      '<sequence>WW</sequence></representativeMember>', 1))
+  with pytest.raises(text_files.FileFormatError,
+                     match=r"u\.xml:9: entry UniRef50_P1: a second <sequence>"):
+    list(uniref.UniRefReader(str(path)))
+
+
+@pytest.mark.parametrize('value, taxonomy_id', [
+    ('2147483647', 2**31 - 1), ('9606x', -1), ('\xb2', -1), ('-5', -1)])
+def test_taxonomy_ids(tmp_path, value, taxonomy_id):
+  path = tmp_path / 'u.xml'
+  path.write_text(_members_xml('UTF-8').replace('10090', value))
+  assert next(iter(uniref.UniRefReader(str(path)))).taxonomy_id == taxonomy_id
+
+
+@pytest.mark.parametrize('value', ['2147483648', '9' * 5000])
+def test_taxonomy_id_over_int32_is_an_error(tmp_path, value):
+  # It was an OverflowError when the block was staged.
+  path = tmp_path / 'u.xml'
+  path.write_text(_members_xml('UTF-8').replace('10090', value))
+  with pytest.raises(text_files.FileFormatError,
+                     match=r'u\.xml:6: entry UniRef50_P1: NCBI taxonomy ID '
+                     r'\d+ is over 2,147,483,647; expected a taxonomy ID the '
+                     r'dataset can store \(int32\)'):
+    list(uniref.UniRefReader(str(path)))

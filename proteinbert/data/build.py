@@ -162,7 +162,9 @@ def build_dataset(uniref_xml: Optional[str],
 
   Raises:
     FileExistsError: `output` exists and not `overwrite`.
-    ValueError: bad settings or inputs, or a bad test-ID file.
+    ValueError: bad settings (checked before any input is read) or inputs,
+      a bad test-ID file, or a build that would be empty (no proteins kept,
+      or annotations given and no term in the vocabulary).
     workers.WorkerDied: a worker process died (killed, out of memory).
     ontology.OboError, text_files.FileFormatError,
     annotation_table.AnnotationTableError: bad input files, a FASTA ID
@@ -172,17 +174,12 @@ def build_dataset(uniref_xml: Optional[str],
   route = sources_lib.choose(uniref_xml, fasta, annotations, go_obo, compat)
   mode = modes.choose(compat)
   propagate = mode.propagate(propagate)
-  if layout not in dataset_lib.LAYOUTS:
-    raise ValueError(f'Unknown layout {layout!r}; expected one of '
-                     f'{dataset_lib.LAYOUTS}.')
-  if not 0 <= seed < 2**32:
-    raise ValueError(f'seed {seed} is not in [0, 2**32).')
-  if os.path.exists(output) and not overwrite:
-    raise FileExistsError(f'{output} exists; pass overwrite=True to replace '
-                          'it.')
+  check_settings(output, overwrite, scratch_dir, layout, seed, bucket_size,
+                  num_workers, min_annotation_count)
   start, start_cpu = time.monotonic(), _cpu_seconds()
   summary = summary_lib.BuildSummary()
   test_draws = mode.test_draws(seed, test_fraction)
+  test_id_lines = held_out.read_test_ids(test_ids) if test_ids else {}
   ontology = (ontology_lib.Ontology.from_obo(go_obo) if go_obo else
               ontology_lib.Ontology([]))
   if go_obo:
@@ -197,7 +194,6 @@ def build_dataset(uniref_xml: Optional[str],
     if not annotations:
       logging.info('No annotation table: a sequence-only dataset (no '
                    'annotations, an empty vocabulary).')
-  test_id_lines = held_out.read_test_ids(test_ids) if test_ids else {}
   if num_workers is None:
     num_workers = workers.idle_cpus()
     logging.info('Using %d worker processes.', num_workers)
@@ -226,14 +222,21 @@ def build_dataset(uniref_xml: Optional[str],
     stager.add_skipped(source.skipped, source.path)
     stager.finish()
     progress.finish(summary.entries)
+    summary_lib.refuse_no_proteins(summary, stager.size, source.path,
+                                   source.kind)
     summary.annotation_table = source.annotation_counts()
     if test_ids:
       summary.unmatched_test_ids = held_out.check_test_ids(
           test_ids, test_id_lines, stager.matched_test_ids,
           source.test_id_hint)
-    vocabulary, lookup = annotate.vocabulary(
-        ontology, stager.counts, mode.min_count(min_annotation_count))
+    min_count = mode.min_count(min_annotation_count)
+    vocabulary, lookup = annotate.vocabulary(ontology, stager.counts,
+                                             min_count)
     summary.vocabulary_size = len(vocabulary.ids)
+    if uniref_xml or annotations:
+      summary_lib.refuse_empty_vocabulary(
+          summary, stager.counts, min_count, annotations or uniref_xml,
+          go_obo)
     logging.info('Vocabulary: %d terms with >= %d proteins; writing %d '
                  'proteins.', summary.vocabulary_size, min_annotation_count,
                  stager.size)
@@ -267,6 +270,40 @@ def build_dataset(uniref_xml: Optional[str],
   summary.cpu_seconds = _cpu_seconds() - start_cpu
   logging.info('Built %s:\n%s', output, summary.report())
   return summary
+
+
+def check_settings(output: str, overwrite: bool, scratch_dir: Optional[str],
+                    layout: str, seed: int, bucket_size: int,
+                    num_workers: Optional[int],
+                    min_annotation_count: int) -> None:
+  """Refuses settings that would fail a build later (`build_dataset`).
+
+  `build_dataset` checks them first; binaries may check their flags sooner.
+
+  Raises:
+    FileExistsError: `output` exists and not `overwrite`.
+    ValueError: any other bad setting, named.
+  """
+  if layout not in dataset_lib.LAYOUTS:
+    raise ValueError(f'Unknown layout {layout!r}; expected one of '
+                     f'{dataset_lib.LAYOUTS}.')
+  if not 0 <= seed < 2**32:
+    raise ValueError(f'seed {seed} is not in [0, 2**32).')
+  for name, value, least in (('bucket_size', bucket_size, 1),
+                             ('num_workers', num_workers, 0),
+                             ('min_annotation_count', min_annotation_count,
+                              0)):
+    if value is not None and value < least:
+      raise ValueError(f'{name}={value}; expected at least {least}.')
+  for name, directory in (
+      ('output', os.path.dirname(os.path.abspath(output))),
+      ('scratch_dir', scratch_dir)):
+    if directory is not None and not os.path.isdir(directory):
+      raise ValueError(f'{name}: the directory {directory} does not exist; '
+                       'create it first.')
+  if os.path.exists(output) and not overwrite:
+    raise FileExistsError(f'{output} exists; pass overwrite=True to replace '
+                          'it.')
 
 
 def _write(buckets: Iterable[dataset_lib.Records],

@@ -83,8 +83,9 @@ def parse_obo(path: str) -> Tuple[List[Term], Dict[str, str]]:
     'format-version', 'data-version').
 
   Raises:
-    OboError: unreadable text, a line in a stanza that is not 'tag: value', a
-      `[Term]` without `id`, or no `[Term]` at all.
+    OboError: unreadable text (not UTF-8, or with a NUL character), a line
+      in a stanza that is not 'tag: value', a `[Term]` without `id`, or no
+      `[Term]` at all.
   """
   with open(path, 'rb') as f:
     data = f.read()
@@ -94,6 +95,10 @@ def parse_obo(path: str) -> Tuple[List[Term], Dict[str, str]]:
     line = data.count(b'\n', 0, e.start) + 1
     raise OboError(f'{path}:{line}: not UTF-8 text; expected an OBO '
                    'file.') from None
+  if '\x00' in text:
+    # No string the dataset stores (term names, IDs) may hold one.
+    line = text.count('\n', 0, text.index('\x00')) + 1
+    raise OboError(f'{path}:{line}: a NUL character; expected OBO text.')
   terms = []
   header = {}
   stanza = None  # Tag -> values of the current stanza; None in the header.

@@ -146,7 +146,12 @@ def header_ids(record: fasta_reader.FastaRecord) -> Tuple[str, str, int]:
   else:
     entry_id = protein_id = record.id
   taxonomy = _TAXONOMY.search(record.description)
-  return entry_id, protein_id, int(taxonomy.group(1)) if taxonomy else -1
+  if not taxonomy:
+    return entry_id, protein_id, -1
+  digits = taxonomy.group(1)
+  # A longer number is over any taxonomy ID, and slow to convert.
+  return entry_id, protein_id, (int(digits) if len(digits) <= 18 else
+                                uniref.MAX_TAXONOMY_ID + 1)
 
 
 class FastaSource:
@@ -212,6 +217,11 @@ class FastaSource:
       raise text_files.FileFormatError(
           f"{self.path}:{record.line}: a '>' header without an ID; expected "
           "'>ID description'.")
+    if taxonomy_id > uniref.MAX_TAXONOMY_ID:
+      raise text_files.FileFormatError(
+          f'{self.path}:{record.line}: the header\'s OX= taxonomy ID is over '
+          f'{uniref.MAX_TAXONOMY_ID:,}, the largest the dataset stores; '
+          'expected a real NCBI taxonomy ID.')
     go_ids = self._table.take(entry_id) if self._table is not None else ()
     return uniref.UniRefEntry(entry_id, protein_id, taxonomy_id,
                               record.sequence or None, go_ids, record.line)

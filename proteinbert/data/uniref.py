@@ -28,11 +28,16 @@ clearing and 23k for `ElementTree.fromstring` per block (2026-11-21). About
 mostly expat building each start tag's attributes and calling Python: byte
 patterns taking the fields after a handler-free expat check were no faster.
 Namespaces are not processed (UniRef uses one default namespace), so tags
-are plain local names.
+are plain local names; entries named with a prefix (`<u:entry>`) would go
+unseen, and are refused. The byte searches need ASCII-compatible text, so
+UTF-16 and UTF-32 files (told by their first bytes, as XML 1.0 appendix F
+says) are transcoded to UTF-8 as they are read; other encodings are expat's
+(the XML declaration's, UTF-8 by default).
 
 Errors name the file and position: malformed XML (expat's line and column), a
-truncated or corrupt gzip stream (how far decompression got), an entry without
-an `id` or without a representative `dbReference`.
+truncated or corrupt gzip stream (how far decompression got), an encoding
+that cannot be read, an entry without an `id`, without a representative
+`dbReference` or with two `<sequence>`s, a taxonomy ID over int32.
 
 Memory stays bounded and time linear whatever the input: the file is read
 in bounded pieces (`text_files`), and an XML entry that holds more than
@@ -41,8 +46,11 @@ in bounded pieces (`text_files`), and an XML entry that holds more than
 drops any sequence over `MAX_RESIDUES`.
 """
 
+import codecs
+import itertools
 import re
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import (Callable, Iterable, Iterator, List, NamedTuple, Optional,
+                    Tuple)
 from xml.parsers import expat
 
 from proteinbert.data import text_files
@@ -66,6 +74,22 @@ MAX_ENTRY_BYTES = 16 << 20
 # Line ends an entry may keep in place of its members, at most (a real one
 # has about 20 per member): bounds what member-heavy entries hold.
 _MAX_BLANK_LINES = 64 << 20
+# The largest NCBI taxonomy ID the dataset stores (int32; real ones are
+# under 10 million).
+MAX_TAXONOMY_ID = 2**31 - 1
+# How XML whose text is not ASCII-compatible starts (XML 1.0, appendix F):
+# (first bytes, the codec that reads it, the length of its byte order mark).
+# UTF-32's marks come first, as they begin with UTF-16's.
+_WIDE_STARTS = (
+    (b'\x00\x00\xfe\xff', 'utf-32-be', 4),
+    (b'\xff\xfe\x00\x00', 'utf-32-le', 4),
+    (b'\x00\x00\x00<', 'utf-32-be', 0),
+    (b'<\x00\x00\x00', 'utf-32-le', 0),
+    (b'\xfe\xff', 'utf-16-be', 2),
+    (b'\xff\xfe', 'utf-16-le', 2),
+    (b'\x00<\x00?', 'utf-16-be', 0),
+    (b'<\x00?\x00', 'utf-16-le', 0),
+)
 
 
 class UniRefEntry(NamedTuple):
@@ -104,6 +128,7 @@ class Block(NamedTuple):
 
 
 _ENTRY_START = re.compile(rb'<entry[\s>]')
+_PREFIXED_ENTRY = re.compile(rb'<([A-Za-z_][\w.-]*):entry[\s>/]')
 _ENCODING = re.compile(rb'encoding\s*=\s*["\']([A-Za-z0-9._-]+)["\']')
 _ROOT_END = re.compile(rb'\s*</UniRef\w*>\s*')
 _ENTRY_END = b'</entry>'
@@ -143,11 +168,14 @@ def _entry_id(pending: bytearray, start: int) -> str:
   return match.group(1).decode('utf-8', 'replace') if match else '?'
 
 
-def _format_error(path: str, line: int,
-                  what: str) -> text_files.FileFormatError:
+_RELEASE = ('a UniRef XML release (<entry> elements inside <UniRef90> or '
+            'similar)')
+
+
+def _format_error(path: str, line: int, what: str,
+                  expected: str = _RELEASE) -> text_files.FileFormatError:
   return text_files.FileFormatError(
-      f'{path}:{line}: {what}; expected a UniRef XML release (<entry> '
-      'elements inside <UniRef90> or similar).')
+      f'{path}:{line}: {what}; expected {expected}.')
 
 
 class UniRefReader(text_files.FileReader):
@@ -192,6 +220,7 @@ class UniRefReader(text_files.FileReader):
         damaged gzip stream.
     """
     with self._pieces(read_ahead) as pieces:
+      pieces, wide = _as_utf8(self.path, pieces)
       pending, line, encoding = bytearray(), 1, None
       # pending[:searched] holds no entry end (before the first entry: no
       # entry start); pending[:members] no finished <member>, and `blank`
@@ -212,6 +241,7 @@ class UniRefReader(text_files.FileReader):
           skipping, searched, members, blank = False, 0, 0, 0
         if encoding is None:
           first = _ENTRY_START.search(pending, max(0, searched - 7))
+          self._refuse_prefixes(pending, line, max(0, searched - 64), first)
           if first is None:
             searched = len(pending)
             if searched > MAX_ENTRY_BYTES:
@@ -219,7 +249,7 @@ class UniRefReader(text_files.FileReader):
                   self.path, line,
                   f'no <entry> in the first {searched:,} bytes')
             continue
-          encoding = self._read_prolog(bytes(pending[:first.start()]))
+          encoding = self._read_prolog(bytes(pending[:first.start()]), wide)
           line += pending.count(b'\n', 0, first.start())
           del pending[:first.start()]
         cut = pending.rfind(_ENTRY_END, max(0, searched - len(_ENTRY_END) + 1))
@@ -247,7 +277,7 @@ class UniRefReader(text_files.FileReader):
         raise _format_error(self.path, line,
                             'the file ends inside an entry (truncated?)')
       if encoding is None:
-        self._read_prolog(bytes(pending), final=True)  # No entries.
+        self._read_prolog(bytes(pending), wide, final=True)  # No entries.
       elif not _ROOT_END.fullmatch(pending):
         start = _ENTRY_START.search(pending)
         raise _format_error(
@@ -257,10 +287,57 @@ class UniRefReader(text_files.FileReader):
             'expected the closing root tag </UniRef...> after the last '
             'entry')
 
-  def _read_prolog(self, prolog: bytes, final: bool = False) -> str:
-    """Parses what precedes the first entry; returns the declared encoding."""
+  def _refuse_prefixes(self, pending: bytearray, line: int, searched: int,
+                       first: Optional[re.Match]) -> None:
+    """Refuses entries named with a namespace prefix (`<u:entry>`).
+
+    Tags are compared as plain names (see the module doc), so such entries
+    would all go unseen.
+
+    Args:
+      pending: the file's text so far, from line `line`.
+      line: the line of pending[0].
+      searched: where to look from (what came before was looked at).
+      first: the first unprefixed `<entry` in `pending`, if any.
+    """
+    prefixed = _PREFIXED_ENTRY.search(
+        pending, searched, first.start() if first else len(pending))
+    if prefixed is not None:
+      prefix = prefixed.group(1).decode('ascii')
+      raise _format_error(
+          self.path, line + pending.count(b'\n', 0, prefixed.start()),
+          f'entries are named with the namespace prefix {prefix!r} '
+          f'(<{prefix}:entry>), which this reader does not resolve',
+          '<entry> in the default namespace, as UniProt writes it '
+          '(xmlns="http://uniprot.org/uniref"); rewrite the file without '
+          'prefixes')
+
+  def _read_prolog(self, prolog: bytes, wide: Optional[str],
+                   final: bool = False) -> str:
+    """Parses what precedes the first entry; returns the text's encoding.
+
+    Args:
+      prolog: the text before the first entry (all of it, when `final`).
+      wide: the codec of a file `_as_utf8` transcoded, else None.
+      final: there is no entry.
+
+    Raises:
+      text_files.FileFormatError: malformed XML, or an encoding that the
+        file's start contradicts or expat cannot read.
+    """
     match = _ENCODING.search(prolog[:200])
-    encoding = match.group(1).decode() if match else 'UTF-8'
+    declared = match.group(1).decode() if match else 'UTF-8'
+    encoding = 'UTF-8' if wide else declared
+    try:
+      codec = codecs.lookup(declared).name
+    except LookupError:
+      codec = None
+    if codec and codec.startswith(('utf-16', 'utf-32')) and not wide:
+      raise text_files.FileFormatError(
+          f'{self.path}:1: the XML declaration says encoding="{declared}", '
+          'but the file does not start as such text does (a byte order '
+          'mark, or "<?" in 2- or 4-byte characters); expected the '
+          'encoding the text is in (UTF-8 for UniProt\'s files).')
     parser = expat.ParserCreate(encoding)
 
     def start(name, attrs):
@@ -274,7 +351,81 @@ class UniRefReader(text_files.FileReader):
       raise _format_error(self.path, e.lineno,
                           f'malformed XML ({expat.ErrorString(e.code)})'
                           ) from None
+    except (LookupError, ValueError) as e:  # Unknown, or multi-byte.
+      raise text_files.FileFormatError(
+          f'{self.path}:1: the XML declaration\'s encoding="{declared}" '
+          f'cannot be read ({e}); expected UTF-8, UTF-16, UTF-32 or a '
+          'single-byte encoding such as ISO-8859-1.') from None
+    if final:
+      self._refuse_prefixes(bytearray(prolog), 1, 0, None)
     return encoding
+
+
+def _as_utf8(path: str, pieces: Iterable[bytes]
+             ) -> Tuple[Iterator[bytes], Optional[str]]:
+  """The file's text as UTF-8 pieces, and the codec it was read with.
+
+  UTF-16 and UTF-32 files (told by their first bytes, `_WIDE_STARTS`) are
+  transcoded piece by piece, so the byte searches and expat read UTF-8
+  whatever the file; line ends stay where they were. Other files pass
+  through as they are (codec None), their declared encoding read by expat.
+
+  Raises:
+    text_files.FileFormatError: a transcoded file that is not valid text in
+      its codec.
+  """
+  pieces = iter(pieces)
+  start = b''
+  for piece in pieces:
+    start += piece
+    if len(start) >= 4:
+      break
+  for first_bytes, codec, mark in _WIDE_STARTS:
+    if start.startswith(first_bytes):
+      return _transcoded(path, start[mark:], pieces, codec), codec
+  return itertools.chain([start] if start else [], pieces), None
+
+
+def _transcoded(path: str, start: bytes, pieces: Iterator[bytes],
+                codec: str) -> Iterator[bytes]:
+  """UTF-8 of `start` and then `pieces`, read as `codec` (see `_as_utf8`)."""
+  decoder = codecs.getincrementaldecoder(codec)()
+  lines = 0
+  for piece in itertools.chain([start], pieces):
+    try:
+      text = decoder.decode(piece)
+    except UnicodeDecodeError as e:
+      # e.start counts from the bytes the decoder held back too (at most a
+      # character's), so the line is exact but for a line end right there.
+      line = lines + 1 + piece[:e.start].decode(codec, 'ignore').count('\n')
+      raise text_files.FileFormatError(
+          f'{path}:{line}: not valid {codec} text ({e.reason}); expected '
+          'XML in the encoding its first bytes give.') from None
+    lines += text.count('\n')
+    yield text.encode('utf-8')
+  try:
+    decoder.decode(b'', final=True)
+  except UnicodeDecodeError as e:
+    raise text_files.FileFormatError(
+        f'{path}: the file ends inside a {codec} character ({e.reason}).'
+        ) from None
+
+
+def _taxonomy_id(value: str, fail: Callable[[str, int, str], None],
+                 line: int) -> int:
+  """An NCBI taxonomy property's value as an ID; -1 when not a number.
+
+  Args:
+    value: the property's value.
+    fail: raises the error for a number over `MAX_TAXONOMY_ID`.
+    line: the property's line, for the error.
+  """
+  if not (value.isascii() and value.isdigit()):
+    return -1
+  if len(value) > 10 or int(value) > MAX_TAXONOMY_ID:
+    fail(f'NCBI taxonomy ID {value[:20]} is over {MAX_TAXONOMY_ID:,}', line,
+         'a taxonomy ID the dataset can store (int32)')
+  return int(value)
 
 
 def parse_block(block: Block) -> List[UniRefEntry]:
@@ -289,22 +440,23 @@ def parse_block(block: Block) -> List[UniRefEntry]:
   that matter there.
 
   Raises:
-    text_files.FileFormatError: malformed XML, or an entry without an `id`
-      or without a representative `dbReference`.
+    text_files.FileFormatError: malformed XML, an entry without an `id` or
+      without a representative `dbReference`, with two representative
+      `<sequence>`s, or with a taxonomy ID over `MAX_TAXONOMY_ID`.
   """
   parser = expat.ParserCreate(block.encoding)
   parser.buffer_text = True
   line_shift = block.first_line - 1
   done = []
-  # The entry being read: [entry_id, line, go_ids, protein_id, taxonomy,
-  # sequence text pieces or None]; None before the first.
+  # The entry being read: [entry_id, line, go_ids, protein_id, taxonomy ID
+  # (-1 until read), sequence text pieces or None]; None before the first.
   entry = None
   go_types = GO_PROPERTY_TYPES
 
-  def fail(what, line=None):
+  def fail(what, line=None, expected=_RELEASE):
     raise _format_error(
         block.path, line or entry[1],
-        f'entry {entry[0] if entry else "?"}: {what}')
+        f'entry {entry[0] if entry else "?"}: {what}', expected)
 
   def end_sequence():
     parser.CharacterDataHandler = None
@@ -316,7 +468,7 @@ def parse_block(block: Block) -> List[UniRefEntry]:
       fail('expected <representativeMember><dbReference id="..."> but found '
            'none')
     done.append(UniRefEntry(
-        entry_id, protein_id, int(taxonomy) if taxonomy.isdigit() else -1,
+        entry_id, protein_id, taxonomy,
         ''.join(''.join(text).split()) or None if text else None,
         tuple(dict.fromkeys(go_ids)), line))
 
@@ -330,7 +482,7 @@ def parse_block(block: Block) -> List[UniRefEntry]:
       if 'id' not in attrs:
         entry = None
         fail('<entry> has no id attribute', line)
-      entry = [attrs['id'], line, [], None, '', None]
+      entry = [attrs['id'], line, [], None, -1, None]
       parser.StartElementHandler = at_entry
     elif name == 'representativeMember':
       parser.StartElementHandler = in_representative
@@ -338,6 +490,12 @@ def parse_block(block: Block) -> List[UniRefEntry]:
       end_sequence()
       parser.StartElementHandler = None
       parser.EndElementHandler = member_end
+    elif name == 'sequence' and entry is not None and entry[5] is not None:
+      second_sequence()
+
+  def second_sequence():
+    fail('a second <sequence> outside the members',
+         parser.CurrentLineNumber + line_shift, "one, the representative's")
 
   def at_entry(name, attrs):
     if name == 'property':
@@ -358,13 +516,16 @@ def parse_block(block: Block) -> List[UniRefEntry]:
   def in_representative_db(name, attrs):
     if name == 'property':
       if attrs.get('type') == 'NCBI taxonomy':
-        entry[4] = attrs.get('value', '')
+        entry[4] = _taxonomy_id(attrs.get('value', ''), fail,
+                                parser.CurrentLineNumber + line_shift)
     elif name == 'sequence':
       start_sequence()
     else:
       common(name, attrs)
 
   def start_sequence():
+    if entry[5] is not None:
+      second_sequence()
     # Its text runs to the next start tag (only blanks follow it).
     entry[5] = text = []
     parser.CharacterDataHandler = text.append

@@ -12,11 +12,17 @@ def read_test_ids(path: str) -> Dict[str, int]:
   """ID -> line number, one ID per line ('#' comments and blanks skipped).
 
   Raises:
-    ValueError: a line with more than one ID.
+    ValueError: a line that is not UTF-8 or holds more than one ID, or a
+      file without IDs.
   """
   ids = {}
-  with open(path, encoding='utf-8') as f:
-    for number, line in enumerate(f, start=1):
+  with open(path, 'rb') as f:
+    for number, raw in enumerate(f, start=1):
+      try:
+        line = raw.decode('utf-8')
+      except UnicodeDecodeError:
+        raise ValueError(f'{path}:{number}: not UTF-8 text; expected one '
+                         'protein ID per line.') from None
       line = line.split('#', 1)[0].strip()
       if not line:
         continue
@@ -24,6 +30,11 @@ def read_test_ids(path: str) -> Dict[str, int]:
         raise ValueError(f'{path}:{number}: expected one protein ID per line, '
                          f'got {line[:80]!r}.')
       ids.setdefault(line, number)
+  if not ids:
+    raise ValueError(f'{path}: no protein IDs (the file is empty, or holds '
+                     'only comments and blank lines); expected one ID per '
+                     'line. Leave the test-ID file out for a test set drawn '
+                     'at random alone.')
   return ids
 
 

@@ -105,6 +105,86 @@ class BuildSummary:
     ])
 
 
+# What most likely empties a build, by the reason its entries were dropped.
+_DROP_HINTS = {
+    'no_sequence': 'the entries carry no sequence: give the release\'s FASTA '
+                   '(fasta=uniref90.fasta.gz) to supply them',
+    'compat_id_join': 'compatibility mode joins entries as the original did '
+                      '(UniRef90_ + the representative\'s accession), which '
+                      'only a UniRef90 release matches',
+    'too_long': 'every sequence is over the residue cap',
+    'invalid_sequence': 'no sequence is valid protein text',
+}
+
+
+def refuse_no_proteins(summary: BuildSummary, kept: int, path: str,
+                       kind: str) -> None:
+  """Raises if the build kept no protein, saying what was probably wrong.
+
+  Args:
+    summary: the build's summary after reading the input.
+    kept: proteins staged for writing.
+    path: the input (`kind` file) the proteins come from.
+    kind: what the input is ('UniRef XML', 'FASTA').
+
+  Raises:
+    ValueError: `kept` is 0.
+  """
+  if kept:
+    return
+  if not summary.entries and not summary.dropped:
+    hint = ("UniRef XML: <entry> elements inside the root element, as "
+            "UniProt writes them" if kind == 'UniRef XML' else
+            "FASTA: '>ID description' header lines, each followed by its "
+            "sequence")
+    raise ValueError(f'{path}: no entries read; expected {hint}. Is it the '
+                     'right file? No dataset written.')
+  reason, _ = summary.dropped.most_common(1)[0]
+  dropped = ', '.join(f'{k}: {v:,}' for k, v in summary.dropped.items())
+  raise ValueError(
+      f'{path}: none of its {summary.entries:,} entries was kept '
+      f'(dropped: {dropped}); most likely {_DROP_HINTS.get(reason, reason)}. '
+      'No dataset written.')
+
+
+def refuse_empty_vocabulary(summary: BuildSummary, counts, min_count: int,
+                            annotations: str, go_obo: str) -> None:
+  """Raises if annotations were given but no term entered the vocabulary.
+
+  Args:
+    summary: the build's summary after reading the input and choosing the
+      vocabulary.
+    counts: int64 [T] proteins (or entries) per ontology term.
+    min_count: the vocabulary's threshold.
+    annotations: where the GO IDs come from, for the message.
+    go_obo: the ontology, for the message.
+
+  Raises:
+    ValueError: an empty vocabulary, with what most likely emptied it.
+  """
+  if summary.vocabulary_size:
+    return
+  references = sum(summary.go_references.values())
+  known = references - summary.go_references['unknown']
+  if not references:
+    table = summary.annotation_table
+    why = ('the annotation table names none of the FASTA\'s IDs (it joins '
+           'on UniProt accessions, or else the first word of a header)'
+           if table and table['proteins'] else
+           f'{annotations} holds no GO annotation (for a sequence-only '
+           'dataset, build from a FASTA without an annotation table)')
+  elif not known:
+    unknown = ', '.join(k for k, _ in summary.unknown_go_ids.most_common(3))
+    why = (f'none of the {references:,} GO references names a term of '
+           f'{go_obo} (commonest: {unknown}); expected the ontology the '
+           'annotations use')
+  else:
+    why = (f'no term is carried by min_annotation_count={min_count:,} '
+           f'proteins (the most: {int(max(counts, default=0)):,}); lower '
+           'the threshold')
+  raise ValueError(f'Empty GO vocabulary: {why}. No dataset written.')
+
+
 class Progress:
   """A text progress bar with a rate, on stderr."""
 
