@@ -223,7 +223,7 @@ def read_variants(csv_path: str, fasta_path: str,
   wildtypes = read_wildtypes(fasta_path)
   default = _default_wildtype(wildtypes, fasta_path, wildtype_id)
   try:
-    with open(csv_path, newline='') as f:
+    with open(csv_path, newline='', encoding='utf-8-sig') as f:
       reader = csv.DictReader(f)
       columns = reader.fieldnames or []
       kinds = [c for c in ('mutation', 'seq') if c in columns]

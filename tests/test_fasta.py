@@ -66,7 +66,10 @@ def test_non_ascii_id_is_an_error(tmp_path):
   path = tmp_path / 'in.fasta'
   path.write_bytes(b'>P1\nMKV\n>caf\xe9 protein\nMKV\n')
   with pytest.raises(ValueError, match=r"in\.fasta:3: the ID 'caf\ufffd' "
-                     'has bytes that are not ASCII'):
+                     'has bytes that are not printable ASCII'):
+    fasta.read_fasta(str(path))
+  path.write_bytes(b'>P1\x00\x1b[31m\nMKV\n')
+  with pytest.raises(ValueError, match=r'in\.fasta:1: the ID'):
     fasta.read_fasta(str(path))
 
 

@@ -67,7 +67,8 @@ def read_csv(path: str) -> LabelledData:
       `residues.normalize`'s rule (file, line and character named).
   """
   try:
-    with open(path, newline='') as f:
+    # utf-8-sig: spreadsheets start their CSVs with a byte order mark.
+    with open(path, newline='', encoding='utf-8-sig') as f:
       reader = csv.DictReader(f)
       columns = reader.fieldnames or []
       missing = [c for c in ('seq', 'label') if c not in columns]
