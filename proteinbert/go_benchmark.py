@@ -53,11 +53,11 @@ from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 from absl import logging
 import numpy as np
 
+from proteinbert import fasta as fasta_lib
 from proteinbert import go_eval
 from proteinbert import io_utils
 from proteinbert.data import annotation_table
 from proteinbert.data import dataset as dataset_lib
-from proteinbert.data import fasta_reader
 from proteinbert.data import ontology as ontology_lib
 from proteinbert.data import sources
 from proteinbert.data import text_files
@@ -131,9 +131,9 @@ def read_dataset(path: str, test: bool) -> Proteins:
 
 
 def read_fasta(path: str) -> Dict[str, str]:
-  """Sequences by ID ('sp|P12345|...' headers give the accession)."""
-  return {sources.header_ids(r)[0]: r.sequence
-          for r in fasta_reader.FastaReader(path)}
+  """Sequences by ID ('sp|P12345|...' headers give the accession), read as
+  the model's inputs are (`proteinbert.fasta`)."""
+  return {sources.header_ids(r)[0]: r.seq for r in fasta_lib.read_fasta(path)}
 
 
 def resolve(ontology: ontology_lib.Ontology,

@@ -6,10 +6,12 @@ the published weights): the 22 amino-acid letters `ACDEFGHIKLMNPQRSTUVWXY`
 (25). Every sequence becomes `<START> residues... <END>`, then is cropped or
 padded with `<PAD>` to the requested length.
 
-By default any character outside the 22 upper-case letters, lower case
-included, becomes `<OTHER>`, exactly as in the original: the published model
-never saw lower-case letters. `normalize_case=True` upper-cases first, which is
-what you want for FASTA files that use lower case for soft-masked regions.
+Any character outside the 22 upper-case letters, lower case included,
+becomes `<OTHER>`, exactly as in the original (Keras parity depends on it):
+the published model never saw lower-case letters. The readers of sequences
+apply `proteinbert.residues` first (upper case, a final '*' dropped, other
+characters an error), so the tokenizer sees lower case only when called
+directly; `normalize_case=True` then upper-cases first.
 
 Batch encoding is vectorised: all sequences are joined into one byte buffer and
 mapped through a 256-entry lookup table at once; each row of the output is then
