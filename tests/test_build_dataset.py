@@ -25,6 +25,7 @@ from proteinbert.data import text_files
 from proteinbert.data import uniref
 from proteinbert.data.builder import order as order_lib
 from proteinbert.data.builder import scratch
+from proteinbert.data.builder import unique_ids
 from tests import synthetic_release
 from tests import test_annotation_table
 
@@ -378,6 +379,26 @@ def test_no_proteins_is_an_error(tmp_path):
       'header lines')):
     _fasta_build(tmp_path, fasta='')
   assert not os.path.exists(tmp_path / 'out.h5')
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_repeated_xml_entry_id_is_an_error(tmp_path, monkeypatch, workers):
+  # Both entries were kept. Many parts, so the repeat's part is one of many.
+  monkeypatch.setattr(unique_ids, '_IDS_PER_PART', 2)
+  entries = _random_entries(40)
+  repeated = entries + [entries[7]._replace(sequence='WWW')]
+  directory = tmp_path / 'release'
+  directory.mkdir()
+  paths = synthetic_release.write(str(directory), repeated, gz=False)
+  with open(paths['xml']) as f:
+    lines = [i for i, text in enumerate(f, 1) if text.startswith('<entry ')]
+  with pytest.raises(text_files.FileFormatError, match=(
+      rf"uniref\.xml:{lines[-1]}: entry ID '{entries[7].entry_id}' again "
+      rf'\(first at line {lines[7]}\)')):
+    build.build_dataset(paths['xml'], paths['obo'], str(tmp_path / 'o.h5'),
+                        min_annotation_count=1, num_workers=workers,
+                        show_progress=False)
+  assert os.listdir(tmp_path) == ['release']  # No output, no scratch.
 
 
 def test_taxonomy_id_over_int32_is_an_error(tmp_path):

@@ -20,6 +20,8 @@ aside). Its stages live in `proteinbert.data.builder`:
    step 3 and fail), so proteins are staged by key range, about
    `order.RANGES_PER_BUCKET` ranges per bucket of `bucket_size` (the number
    of proteins is extrapolated from the first block).
+   An XML entry ID that two entries share is an error once the input is
+   read (`builder.unique_ids`; the FASTA route's shuffle finds them).
 2. Vocabulary. Terms carried by at least `min_annotation_count` proteins,
    sorted by GO ID (`annotate.vocabulary`).
 3. Shuffle and write (`builder.shuffle`). Consecutive key ranges make a
@@ -79,6 +81,7 @@ from proteinbert.data.builder import scratch as scratch_lib
 from proteinbert.data.builder import shuffle
 from proteinbert.data.builder import stage
 from proteinbert.data.builder import summary as summary_lib
+from proteinbert.data.builder import unique_ids
 from proteinbert.data.builder import workers
 
 # Proteins sorted in memory at once: about 70 MB per bucket (three can be in
@@ -202,26 +205,32 @@ def build_dataset(uniref_xml: Optional[str],
   # workers).
   blocks = source.blocks(read_ahead=not num_workers)
   first = next(blocks, None)
-  ranges = order.Ranges(
-      mode.staging_keys(source.order, seed),
-      order.range_count(source.estimate_entries(first), bucket_size))
+  estimate = source.estimate_entries(first)
+  ranges = order.Ranges(mode.staging_keys(source.order, seed),
+                        order.range_count(estimate, bucket_size))
+  # The FASTA route's shuffle meets repeated IDs; the XML's needs this.
+  id_parts = (0 if source.duplicate_error else
+              unique_ids.part_count(estimate))
   processor = stage.BlockProcessor(
       source, annotate.Annotator(ontology, propagate, mode.go_lookup(ontology)),
-      ranges, mode, bool(join_fasta), test_id_lines)
+      ranges, mode, bool(join_fasta), test_id_lines, id_parts)
   with scratch_lib.directory(
       scratch_dir or os.path.dirname(os.path.abspath(output))) as scratch:
     stager = stage.Stager(scratch, ranges, len(ontology), join_fasta, mode,
                           summary)
+    ids = unique_ids.IdParts(scratch, id_parts)
     progress = summary_lib.Progress(f'reading {source.kind}', show_progress)
     blocks = itertools.chain([first] if first else [], blocks)
     for result in workers.ordered_map(processor, enumerate(blocks),
                                       num_workers):
       stager.add(result, source.path)
+      ids.add(result.ids)
       stager.add_skipped(source.skipped, source.path)
       progress.update(summary.entries, source.fraction_read)
     stager.add_skipped(source.skipped, source.path)
     stager.finish()
     progress.finish(summary.entries)
+    ids.check(source.path, num_workers)
     summary_lib.refuse_no_proteins(summary, stager.size, source.path,
                                    source.kind)
     summary.annotation_table = source.annotation_counts()

@@ -86,7 +86,8 @@ class XmlSource:
     kind: what the file is, for messages.
     order: what the output order hashes: 'position' in the file.
     test_id_hint: what the test-ID file should hold, for messages.
-    duplicate_error: None: cluster IDs are unique in a release.
+    duplicate_error: None: the output order does not make repeated IDs
+      meet; the builder checks them on its own (`builder.unique_ids`).
   """
   kind = 'UniRef XML'
   order = 'position'

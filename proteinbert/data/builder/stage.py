@@ -25,6 +25,7 @@ from proteinbert.data.builder import annotate
 from proteinbert.data.builder import modes
 from proteinbert.data.builder import order
 from proteinbert.data.builder import scratch
+from proteinbert.data.builder import unique_ids
 from proteinbert.data.builder import summary as summary_lib
 
 # Entries per staged block of FASTA-supplied sequences: big enough that
@@ -105,6 +106,8 @@ class BlockResult(NamedTuple):
     unknown: GO ID -> references the ontology lacks.
     dropped: (reason, entry) of dropped entries.
     matched_test_ids: test IDs that named an entry of the block.
+    ids: the block's (entry ID, line) pairs by part, for
+      `unique_ids.IdParts` ({} when IDs are not checked that way).
   """
   staged: List[Tuple[int, bytes, int]]
   pending: list
@@ -114,6 +117,7 @@ class BlockResult(NamedTuple):
   unknown: collections.Counter
   dropped: list
   matched_test_ids: set
+  ids: Dict[int, bytes]
 
 
 class BlockProcessor:
@@ -121,7 +125,7 @@ class BlockProcessor:
 
   def __init__(self, source: sources_lib.Source, annotator: annotate.Annotator,
                ranges: order.Ranges, mode: modes.Mode, use_fasta: bool,
-               test_ids: Dict[str, int]):
+               test_ids: Dict[str, int], id_parts: int):
     """Processes blocks of `source`.
 
     Args:
@@ -132,6 +136,8 @@ class BlockProcessor:
       use_fasta: whether a FASTA supplies sequences (see
         `modes.Mode.wants_fasta`).
       test_ids: test-set IDs (-> line numbers).
+      id_parts: the parts of `unique_ids` that entry IDs are split into; 0
+        for none.
     """
     self._source = source
     self._annotate = annotator
@@ -139,6 +145,7 @@ class BlockProcessor:
     self._mode = mode
     self._use_fasta = use_fasta
     self._test_ids = test_ids
+    self._id_parts = id_parts
 
   def __call__(self, numbered: Tuple[int, Any]) -> BlockResult:
     """Processes the `index`-th block, given as (index, block)."""
@@ -175,7 +182,8 @@ class BlockProcessor:
                staged.proteins.annotation_indices)
     return BlockResult(
         self._ranges.pickled(staged, sources), pending, len(entries),
-        counted, references, unknown, dropped, matched)
+        counted, references, unknown, dropped, matched,
+        unique_ids.split(entries, self._id_parts) if self._id_parts else {})
 
 
 class Stager:
