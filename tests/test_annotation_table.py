@@ -90,3 +90,13 @@ def test_malformed_tables_name_file_and_line(tmp_path, name, text, message):
   path = _write(tmp_path, name, text, False)
   with pytest.raises(annotation_table.AnnotationTableError, match=message):
     annotation_table.AnnotationTable(path)
+
+
+def test_accession_that_is_not_utf8(tmp_path):
+  # It was decoded with U+FFFD: b'P\xff' and b'P\xfe' became one protein.
+  path = tmp_path / 'table.tsv'
+  path.write_bytes(b'accession\tgo_ids\nP\xff\tGO:1\nP\xfe\tGO:2\n')
+  with pytest.raises(annotation_table.AnnotationTableError,
+                     match=r"table\.tsv:2: the accession b'P\\xff' is not "
+                     'UTF-8 text'):
+    annotation_table.AnnotationTable(str(path))

@@ -181,3 +181,14 @@ def test_long_cycles_fail_clearly(tmp_path, relation, stanza):
   message = str(raised.value)
   assert f'{relation} cycle: GO:' in message
   assert '... (5989 more) ...' in message and len(message) < 500
+
+
+def test_nul_and_other_line_breaks(tmp_path):
+  # A NUL failed only when the vocabulary was written; a form feed in a name
+  # split its line (str.splitlines), an error about a line past the end.
+  with pytest.raises(ontology_lib.OboError, match='go.obo:3: a NUL character'):
+    ontology_lib.Ontology.from_obo(
+        _write(tmp_path, '[Term]\nid: GO:1\nname: a\0b\n'))
+  (term,) = ontology_lib.Ontology.from_obo(
+      _write(tmp_path, '[Term]\nid: GO:1\nname: a\x0cb\x1cc\u2028\n')).terms
+  assert term.name == 'a\x0cb\x1cc'

@@ -128,12 +128,19 @@ class AnnotationTable:
     """Records a row's references; `where` names the GO IDs' column."""
     if not accession:
       raise self._error(line, 'no protein accession.')
+    try:
+      key = accession.decode('utf-8')
+    except UnicodeDecodeError:
+      # Replacing the bytes would merge accessions and join none.
+      raise self._error(
+          line, f'the accession {accession[:40]!r} is not UTF-8 text.'
+          ) from None
     for go_id in go_ids:
       if not _GO_ID.fullmatch(go_id):
         raise self._error(
             line, f'{where} holds {go_id[:40].decode("utf-8", "replace")!r}, '
             "which is not a GO ID ('GO:' and digits).")
-    self._go_ids.setdefault(accession.decode('utf-8', 'replace'), []).extend(
+    self._go_ids.setdefault(key, []).extend(
         sys.intern(g.decode('ascii')) for g in go_ids)
     self._references += len(go_ids)
 

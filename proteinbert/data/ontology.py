@@ -123,7 +123,10 @@ def parse_obo(path: str) -> Tuple[List[Term], Dict[str, str]]:
                       for v in get('relationship', ())
                       if v.split()[:1] == ['part_of'])))
 
-  for line_number, line in enumerate(text.splitlines(), start=1):
+  # Lines end at '\n' alone (as the line numbers of every reader count),
+  # not at the other line breaks `str.splitlines` knows: a form feed in a
+  # name is part of it.
+  for line_number, line in enumerate(text.split('\n'), start=1):
     line = line.strip()
     if not line or line[0] == '!':
       continue
