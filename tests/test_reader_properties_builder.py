@@ -17,10 +17,11 @@ from experiments import synthetic
 from proteinbert.data import annotation_table
 from proteinbert.data import ontology as ontology_lib
 from proteinbert.data import text_files
+from proteinbert.data import uniref
 from tests import synthetic_release
 from tests import test_annotation_table
 
-SETTINGS = hypothesis.settings(max_examples=150, deadline=None)
+SETTINGS = hypothesis.settings(max_examples=100, deadline=None)
 _DIRECTORY = tempfile.mkdtemp(prefix='reader_properties_builder.')
 
 
@@ -264,3 +265,34 @@ def _is_utf8(data: bytes) -> bool:
   except UnicodeDecodeError:
     return False
   return True
+
+
+def _valid_xml() -> bytes:
+  path = os.path.join(_DIRECTORY, 'valid.xml')
+  synthetic.write_uniref_xml(path, [
+      synthetic_release.entry('P1', ['GO:0005524']),
+      synthetic_release.entry('P2', sequence=None, taxonomy_id=-1)])
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+VALID_XML = _valid_xml()
+
+
+@SETTINGS
+@hypothesis.given(st.data())
+def test_uniref_xml_mutations(data):
+  # Not asked for by name, but the builder's first reader: unknown
+  # encodings, wide encodings and digits outside ASCII were raw exceptions.
+  xml = data.draw(_mutated(VALID_XML))
+  if data.draw(st.booleans()):
+    xml = xml.decode('utf-8', 'replace').encode(
+        data.draw(st.sampled_from(['utf-16', 'utf-16-le', 'utf-32'])))
+  path = _write('u.xml', _maybe_gzip(data.draw, xml))
+  try:
+    entries = list(uniref.UniRefReader(path))
+  except text_files.FileFormatError as e:
+    assert path in str(e), e
+    return
+  for entry in entries:
+    assert -1 <= entry.taxonomy_id <= uniref.MAX_TAXONOMY_ID
