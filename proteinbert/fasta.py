@@ -54,11 +54,6 @@ def _invalid_place(path: str, record: fasta_reader.FastaRecord,
 def _checked(path: str, record: fasta_reader.FastaRecord) -> FastaRecord:
   if not record.id:
     raise ValueError(f'{path}:{record.line}: header without an ID.')
-  # The reader decodes IDs as ASCII ('\ufffd' for other bytes).
-  if not (record.id.isascii() and record.id.isprintable()):
-    raise ValueError(f'{path}:{record.line}: the ID {record.id!r} has bytes '
-                     'that are not printable ASCII; IDs key the outputs, so '
-                     'they must be.')
   seq = residues.normalize(record.sequence)
   if seq is None:
     line, char = _invalid_place(path, record,

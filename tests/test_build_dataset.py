@@ -910,3 +910,14 @@ def test_a_killed_build_is_cleaned_up_by_the_next(tmp_path):
                         timeout=300, check=True)
   assert 'the scratch space of a build that died' in done.stderr
   assert os.listdir(output.parent) == ['dataset.h5']
+
+
+def test_a_fasta_id_that_is_not_ascii_stops_the_build(tmp_path):
+  # It was stored with U+FFFD in place of its bytes.
+  fasta = tmp_path / 'proteins.fasta'
+  fasta.write_bytes(b'>P1\nMKVLA\n>P\xe92 OX=9606\nMKVLA\n')
+  with pytest.raises(text_files.FileFormatError,
+                     match=r'proteins.fasta:3: the ID .* not printable ASCII'):
+    build.build_dataset(None, None, str(tmp_path / 'out.h5'),
+                        fasta=str(fasta), num_workers=0, show_progress=False)
+  assert not os.path.exists(tmp_path / 'out.h5')

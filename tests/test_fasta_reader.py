@@ -74,3 +74,14 @@ def test_a_line_over_the_cap_is_a_clear_error(tmp_path, monkeypatch):
   path.write_bytes(gzip.compress(b'>P1\n' + b'A' * 900 + b'\n>P2\nMK\n'))
   assert [len(r.sequence)
           for r in fasta_reader.FastaReader(str(path))] == [900, 2]
+
+
+@pytest.mark.parametrize('raw_id', [b'P\xff1', b'P\x011', b'\xce\xb1'])
+def test_an_id_that_is_not_printable_ascii_is_a_clear_error(tmp_path, raw_id):
+  # Decoded with U+FFFD (or kept with a control character), two distinct IDs
+  # could become one key.
+  path = tmp_path / 'u.fasta'
+  path.write_bytes(b'>P0\nMKV\n>' + raw_id + b' desc\nMKV\n')
+  with pytest.raises(text_files.FileFormatError,
+                     match=r'u.fasta:3: the ID .* not printable ASCII'):
+    list(fasta_reader.FastaReader(str(path)))

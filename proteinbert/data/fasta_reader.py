@@ -66,9 +66,9 @@ class FastaReader(text_files.FileReader):
         `text_files.FileReader`).
 
     Raises:
-      text_files.FileFormatError: sequence lines before the first header, a
-        line longer than `text_files.MAX_LINE_BYTES`, or a damaged gzip
-        stream.
+      text_files.FileFormatError: sequence lines before the first header, an
+        ID that is not printable ASCII, a line longer than
+        `text_files.MAX_LINE_BYTES`, or a damaged gzip stream.
     """
     # The record being read; parts is None once it has too many residues.
     header, header_line, parts, residues = None, 0, [], 0
@@ -77,6 +77,12 @@ class FastaReader(text_files.FileReader):
     def record():
       words = header[1:].split(maxsplit=1) + [b'', b'']
       record_id = words[0].decode('ascii', 'replace')
+      # IDs key embeddings, predictions and dataset rows: a byte decoded to
+      # U+FFFD or a control character would merge or corrupt keys silently.
+      if not (record_id.isascii() and record_id.isprintable()):
+        raise text_files.FileFormatError(
+            f'{self.path}:{header_line}: the ID {record_id!r} has bytes that '
+            'are not printable ASCII; IDs key the outputs, so they must be.')
       if parts is None:
         self.skipped.append((record_id, header_line))
         return None
