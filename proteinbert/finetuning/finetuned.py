@@ -179,9 +179,17 @@ class FinetunedModel:
 
   def save(self, path: str) -> None:
     """Writes the model to `path` (.npz) atomically."""
-    params_io.save_params(path, self.params, self.model_config, extra={
-        _FINETUNING_KEY: np.array(io_utils.json_dumps(dict(
-            task=self.spec._asdict(), head=self.head_config.to_dict())))})
+    params_io.save_params(path, self.params, self.model_config,
+                          extra=model_entries(self.spec, self.head_config))
+
+
+def model_entries(spec: tasks.TaskSpec,
+                  head_config: ml_collections.ConfigDict
+                  ) -> dict[str, np.ndarray]:
+  """What makes a parameter file a fine-tuned model's, beside its params
+  and model config: `__finetuning__`, the task and head (JSON)."""
+  return {_FINETUNING_KEY: np.array(io_utils.json_dumps(dict(
+      task=spec._asdict(), head=head_config.to_dict())))}
 
 
 def load_finetuned(path: str) -> FinetunedModel:

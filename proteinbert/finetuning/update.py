@@ -73,8 +73,7 @@ def init_state(params: hk.Params, train_trunk: bool,
     rng: PRNG key.
     step: updates applied before this stage.
   """
-  trunk, head = heads.split_params(params)
-  trainable, frozen = (params, {}) if train_trunk else (head, trunk)
+  trainable, frozen = split(params, train_trunk)
   return FinetuneState(
       params=trainable,
       frozen=frozen,
@@ -82,6 +81,14 @@ def init_state(params: hk.Params, train_trunk: bool,
       loss_scale=loss_scale,
       rng=rng,
       step=jnp.asarray(step, jnp.int32))
+
+
+def split(params: hk.Params, train_trunk: bool
+          ) -> tuple[hk.Params, hk.Params]:
+  """(trained, frozen) params of a stage: (all, none) when it trains the
+  trunk, else (the head, the trunk)."""
+  trunk, head = heads.split_params(params)
+  return (params, {}) if train_trunk else (head, trunk)
 
 
 def all_params(state: FinetuneState) -> hk.Params:

@@ -15,12 +15,16 @@ state, so a checkpoint of another architecture or optimizer fails loudly; the
 checks read the entries' headers, so nothing is decompressed before they
 pass. Resuming skips a damaged newest checkpoint (e.g. truncated by a full
 disk) for the newest readable one.
+
+The state is pretraining's TrainState or any NamedTuple with the model's
+`params` and a `step` (fine-tuning's, `finetuning.checkpoints`); where its
+structure changes along a run, the template is a function of the metadata.
 """
 
 import glob
 import os
 import re
-from typing import Any, Callable, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Union
 
 from absl import logging
 import jax
@@ -40,7 +44,7 @@ _NAME = re.compile(r'ckpt_(\d+)\.npz$')
 
 class Checkpoint(NamedTuple):
   """A restored checkpoint."""
-  state: state_lib.TrainState
+  state: state_lib.TrainState  # Or the template's type.
   loader_state: dict
   metadata: dict
 
@@ -61,27 +65,33 @@ def save(directory: str, state: state_lib.TrainState,
          loader_state: Mapping[str, np.ndarray],
          model_config: ml_collections.ConfigDict,
          metadata: Mapping[str, Any],
-         go_vocabulary: Optional[Any] = None) -> str:
+         go_vocabulary: Optional[Any] = None,
+         extra: Optional[Mapping[str, np.ndarray]] = None) -> str:
   """Writes a checkpoint atomically; returns its path.
 
   Args:
     directory: where checkpoints live.
-    state: the TrainState (replicated jax arrays or numpy).
+    state: the TrainState, or another NamedTuple with `params` and `step`
+      (replicated jax arrays or numpy).
     loader_state: the loader's state after the last batch `state` trained on.
     model_config: the model config (stored as in parameter files).
     metadata: JSON-serialisable extras (step, epoch, config, ...).
     go_vocabulary: the dataset's `Vocabulary` (stored as in parameter files),
       so the checkpoint's annotation outputs map back to GO terms.
+    extra: more entries by name, as `params_io.save_params` takes them (a
+      fine-tuned model's task, so the checkpoint is also a model file).
   """
   state = distributed.to_host(state)
   step = int(state.step)
-  extra = _state_leaves(state)
-  extra.update({_LOADER_PREFIX + k: np.asarray(v)
-                for k, v in loader_state.items()})
-  extra[_META_KEY] = np.array(io_utils.json_dumps(dict(metadata, step=step)))
+  entries = dict(extra or {})
+  entries.update(_state_leaves(state))
+  entries.update({_LOADER_PREFIX + k: np.asarray(v)
+                  for k, v in loader_state.items()})
+  entries[_META_KEY] = np.array(io_utils.json_dumps(dict(metadata,
+                                                         step=step)))
   path = path_for(directory, step)
   params_io.save_params(path, state.params, model_config, go_vocabulary,
-                        extra)
+                        entries)
   return path
 
 
@@ -100,13 +110,18 @@ def latest(directory: str) -> Optional[str]:
   return path_for(directory, steps[-1]) if steps else None
 
 
-def restore(path: str, template: state_lib.TrainState) -> Checkpoint:
+Template = Union[state_lib.TrainState, Callable[[dict], Any]]
+
+
+def restore(path: str, template: Template) -> Checkpoint:
   """Reads a checkpoint into the structure of `template`.
 
   Args:
     path: a file written by `save`.
     template: a state of the same model and optimizer (e.g. `init_state`);
-      only its structure, shapes and dtypes are used.
+      only its structure, shapes and dtypes are used. Or a function of the
+      checkpoint's metadata that returns one, raising ValueError (reported
+      with the path) for metadata it refuses.
 
   Returns:
     The Checkpoint, with numpy leaves.
@@ -124,6 +139,11 @@ def restore(path: str, template: state_lib.TrainState) -> Checkpoint:
     if not isinstance(metadata, dict):
       raise params_io.CorruptFileError(
           f'{path}: {_META_KEY} must be a JSON object.')
+    if callable(template):
+      try:
+        template = template(metadata)
+      except ValueError as e:  # CorruptFileError stays one.
+        raise type(e)(f'{path}: {e}') from e
     reader.read_model_config()  # Refuses an impossible stored config.
     params = reader.read_params(template.params)
 
@@ -152,7 +172,7 @@ def restore(path: str, template: state_lib.TrainState) -> Checkpoint:
   return Checkpoint(state, loader_state, metadata)
 
 
-def restore_latest(directory: str, template: state_lib.TrainState,
+def restore_latest(directory: str, template: Template,
                    set_aside_unreadable: bool = False
                    ) -> tuple[str, Checkpoint]:
   """Restores the newest readable checkpoint in `directory`.
