@@ -18,6 +18,7 @@ from proteinbert import params_io
 from proteinbert import tables
 from proteinbert import tokenization
 from proteinbert.finetuning import benchmarks
+from proteinbert.finetuning import checkpoints as checkpoints_lib
 from proteinbert.finetuning import config as config_lib
 from proteinbert.finetuning import data as data_lib
 from proteinbert.finetuning import experiment
@@ -25,6 +26,7 @@ from proteinbert.finetuning import finetuned
 from proteinbert.finetuning import tasks
 from proteinbert.finetuning import train
 from proteinbert.finetuning import update as finetune_update
+from proteinbert.training import checkpoint
 from proteinbert.training import optimizer as optimizer_lib
 from proteinbert.training import state as state_lib
 from tests import helpers
@@ -384,3 +386,122 @@ def test_transfer_table_pairs_the_arms_with_the_paper(tmp_path):
       0.996, 0.991)
   with pytest.raises(ValueError, match='no results.csv'):
     transfer_table.read_scores([str(tmp_path)])
+
+
+class _Stop(Exception):
+  """Stands for a kill: raised from on_epoch, before the epoch's checkpoint."""
+
+
+def _stop_at(num_records):
+  records = []
+
+  def on_epoch(record):
+    records.append(record)
+    if len(records) == num_records:
+      raise _Stop
+
+  return on_epoch
+
+
+def _without_seconds(history):
+  return [{k: v for k, v in r.items() if k != 'seconds'} for r in history]
+
+
+def test_a_stopped_run_resumes_bitwise_past_a_damaged_checkpoint(tmp_path,
+                                                                 caplog):
+  # The task, config and rates of test_schedule_...: the update steps are
+  # cached per process, so after it nothing here compiles.
+  spec, train_data, valid_data = _task('residue_binary', num_train=48)
+  config = _config(final_seq_len=64, max_epochs_per_stage=1,
+                   learning_rate=1e-2)
+  params = finetuned.init_params(MODEL, spec, config.head,
+                                 jax.random.PRNGKey(0))
+  schedule = [train.Stage('frozen', 32, 16, 2, 1e-2, False),
+              train.Stage('all', 32, 16, 3, 1e-2, True)]
+  ckpt_dir = str(tmp_path / 'checkpoints')
+
+  def finetune(on_epoch=None, checkpoints=True, train_config=config.train):
+    return train.finetune(
+        MODEL, spec, config.head, params, train_data, valid_data,
+        train_config, on_epoch, schedule,
+        checkpoints_lib.Checkpoints(ckpt_dir, train_config, keep_last=2)
+        if checkpoints else None)
+
+  want_params, want_history = finetune(checkpoints=False)
+  assert [r['stage'] for r in want_history] == ['frozen'] * 2 + ['all'] * 3
+  # Stopped in the frozen stage's 2nd epoch, then in the 'all' stage's 3rd;
+  # the checkpoint of its 2nd is damaged: each resume continues a stage
+  # midway.
+  with pytest.raises(_Stop):
+    finetune(_stop_at(2))
+  assert len(checkpoint.list_steps(ckpt_dir)) == 1
+  with pytest.raises(_Stop):
+    finetune(_stop_at(5))
+  _, newest = checkpoint.list_steps(ckpt_dir)  # After epochs 3 and 4.
+  newest = checkpoint.path_for(ckpt_dir, newest)
+  with open(newest, 'r+b') as f:  # As a full disk would leave it.
+    f.truncate(os.path.getsize(newest) // 2)
+
+  records = []
+  got_params, got_history = finetune(records.append)
+  assert f'Skipping the damaged checkpoint {newest}' in caplog.text
+  assert os.path.exists(newest + '.unreadable')
+  assert records == got_history  # The earlier epochs replayed first.
+  assert _without_seconds(got_history) == _without_seconds(want_history)
+  want, got = params_io.flatten(want_params), params_io.flatten(got_params)
+  assert want.keys() == got.keys()
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+  assert len(checkpoint.list_steps(ckpt_dir)) == 2
+
+  # The last checkpoint is the result, as a fine-tuned model file; a
+  # finished run resumed ends at once with it.
+  model = finetuned.load_finetuned(checkpoint.latest(ckpt_dir))
+  for key, value in params_io.flatten(model.params).items():
+    np.testing.assert_array_equal(value, want[key], err_msg=key)
+  again, _ = finetune()
+  for key, value in params_io.flatten(again).items():
+    np.testing.assert_array_equal(value, want[key], err_msg=key)
+
+  # Another config (or schedule) is another run.
+  other = config.train.copy_and_resolve_references()
+  other.plateau.factor = 0.5
+  with pytest.raises(ValueError, match=r'ckpt_\d+\.npz: written under '
+                     r'another config.*plateau\.factor: 0\.25 in the '
+                     r'checkpoint, 0\.5 now'):
+    finetune(train_config=other)
+
+
+def test_experiment_resumes_its_work_directory_and_refuses_another_config(
+    tmp_path):
+  rng = np.random.default_rng(6)
+  _write_csv(tmp_path / 'task.train.csv', *_synthetic('residue_binary', 48,
+                                                      rng))
+  _write_csv(tmp_path / 'task.valid.csv', *_synthetic('residue_binary', 16,
+                                                      rng))
+  config = finetune_configs.get_config('custom,tiny')
+  config.task.kind = 'residue_binary'
+  config.data.update(dict(directory=str(tmp_path), name='task'))
+  # test_schedule_...'s model, task and config: its compiled steps serve.
+  config.model.update(MODEL.to_dict())
+  config.train.update(_config(final_seq_len=64, max_epochs_per_stage=1,
+                              learning_rate=1e-2).train.to_dict())
+  workdir = tmp_path / 'out'
+  first = experiment.run(config, str(workdir))
+  history = (workdir / 'history.jsonl').read_text()
+  assert first['epochs'] == 3 and history.count('\n') == 3
+
+  # Run again, it resumes after the last epoch: nothing trains again.
+  again = experiment.run(config, str(workdir))
+  assert {**again, 'minutes': 0} == {**first, 'minutes': 0}
+  assert (workdir / 'history.jsonl').read_text() == history
+
+  stored = (workdir / 'config.json').read_text()
+  other = config.copy_and_resolve_references()
+  other.train.seed = 1
+  with pytest.raises(ValueError, match=r'another config.*train\.seed: 0 in '
+                     'the checkpoint, 1 now'):
+    experiment.run(other, str(workdir))
+  assert (workdir / 'config.json').read_text() == stored
+  with pytest.raises(ValueError, match='already has checkpoints'):
+    experiment.run(config, str(workdir), resume=False)

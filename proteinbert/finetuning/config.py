@@ -101,6 +101,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Seeds the head initialisation, dropout and shuffling.
   config.train.seed = 0
 
+  config.checkpoint = ml_collections.ConfigDict()
+  # A checkpoint is written after every epoch (<workdir>/checkpoints); the
+  # newest this many are kept. The only key a resumed run may change.
+  config.checkpoint.keep_last = 2
+
   config.eval = ml_collections.ConfigDict()
   # First length bucket of the evaluation by length; 0 means train.seq_len
   # (with model.mask_padding=False predictions depend on the padded length,

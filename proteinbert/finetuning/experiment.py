@@ -2,6 +2,8 @@
 
 Work directory layout:
   config.json         the resolved config
+  checkpoints/        ckpt_<step>.npz after every epoch, the newest
+                      `checkpoint.keep_last` kept (`finetuning.checkpoints`)
   history.jsonl       one JSON record per epoch (stage, losses, metrics, lr)
   model.npz           the fine-tuned model (`finetuning.load_finetuned`)
   eval_<split>.md     evaluation by length (+ confusion matrix) per split
@@ -10,6 +12,10 @@ Work directory layout:
 Every input is read and checked before anything is written; every file is
 written atomically. The JSON files are strict JSON: a metric that is
 undefined (ROC AUC of a split with one class) is null.
+
+A work directory that holds checkpoints is resumed from the newest readable
+one, which must have been written under the same config (but its checkpoint
+section); config.json is then the one the run started with.
 """
 
 import copy
@@ -26,6 +32,7 @@ import numpy as np
 from proteinbert import inference
 from proteinbert import io_utils
 from proteinbert import tables
+from proteinbert.finetuning import checkpoints as checkpoints_lib
 from proteinbert.finetuning import data as data_lib
 from proteinbert.finetuning import evaluate
 from proteinbert.finetuning import finetuned
@@ -134,18 +141,36 @@ def _evaluate(model: finetuned.FinetunedModel, prepared: _Prepared,
   return results
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def run(config: ml_collections.ConfigDict, workdir: str,
+        resume: bool = True) -> dict:
   """Fine-tunes, saves and evaluates one task.
 
   Args:
     config: a fine-tuning config (`finetuning.config.get_config()`).
     workdir: output directory (see the module docstring).
+    resume: continue from the newest readable checkpoint in `workdir` if
+      there is one; False refuses to run in a work directory that has
+      checkpoints.
 
   Returns:
     The summary: task, kind, metric, valid and test values of the metric
-    (over all lengths), split sizes, epochs, minutes, starting point, notes.
+    (over all lengths), split sizes, epochs (all, a resumed run's included),
+    minutes (of this call), starting point, notes.
+
+  Raises:
+    ValueError: bad data, config or starting checkpoint, checkpoints in
+      `workdir` without `resume`, or checkpoints of another config.
   """
   start = time.perf_counter()
+  # Checked as everything else, before anything is written.
+  checkpoints = checkpoints_lib.Checkpoints(
+      os.path.join(workdir, 'checkpoints'),
+      {k: v for k, v in config.to_dict().items() if k != 'checkpoint'},
+      config.checkpoint.keep_last)
+  latest = checkpoints.latest()
+  if latest is not None and not resume:
+    raise ValueError(f'{workdir} already has checkpoints ({latest}); resume '
+                     'or choose another work directory.')
   prepared = _Prepared(config)
   train_lib.check_lengths(train_lib.stages(config.train),
                           prepared.splits['train'].seqs,
@@ -159,7 +184,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                {k: len(v.seqs) for k, v in prepared.splits.items()})
 
   os.makedirs(workdir, exist_ok=True)
-  _write_json(os.path.join(workdir, 'config.json'), config.to_dict())
+  if latest is None:
+    _write_json(os.path.join(workdir, 'config.json'), config.to_dict())
   history = []
 
   def on_epoch(record):
@@ -170,7 +196,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   params, _ = train_lib.finetune(
       model_config, spec, config.head, params, prepared.pair('train'),
-      prepared.pair('valid'), config.train, on_epoch)
+      prepared.pair('valid'), config.train, on_epoch,
+      checkpoints=checkpoints)
   model = finetuned.FinetunedModel(params, model_config, spec, config.head)
   model.save(os.path.join(workdir, 'model.npz'))
 

@@ -23,11 +23,15 @@ per epoch (`optimizer.step_plateau`); early stopping is the pure
 `early_stopping` record. Each stage starts a fresh optimizer; the dropout key,
 the loss scale and the step count carry over.
 
+With `checkpoints`, the run is checkpointed after every epoch and resumed from
+the newest readable checkpoint (`finetuning.checkpoints`).
+
 Training and validation sequences longer than the stage's length are left out
 of that stage, as the original does (the log says how many);
 `evaluate.evaluate_by_length` never leaves any out.
 """
 
+import functools
 import time
 from typing import Callable, NamedTuple, Optional, Sequence
 
@@ -41,6 +45,7 @@ import numpy as np
 
 from proteinbert import batching
 from proteinbert import tokenization
+from proteinbert.finetuning import checkpoints as checkpoints_lib
 from proteinbert.finetuning import early_stopping
 from proteinbert.finetuning import evaluate
 from proteinbert.finetuning import finetuned
@@ -163,10 +168,45 @@ class _Run(NamedTuple):
   config: ml_collections.ConfigDict
   mesh: Mesh
   on_epoch: Callable[[dict], None]
+  # After each epoch: save(state, early-stopping record, stage index, epoch).
+  save: Callable[[update_lib.FinetuneState, early_stopping.Best, int, int],
+                 None]
+
+
+def _optimizer(config: ml_collections.ConfigDict, learning_rate: float):
+  return optimizer_lib.make_optimizer(config, None, config.optimizer,
+                                      learning_rate)
+
+
+def _stage_start(start: update_lib.FinetuneState, stage: Stage,
+                 config: ml_collections.ConfigDict
+                 ) -> update_lib.FinetuneState:
+  """A stage's first state: a fresh optimizer on `start`'s params."""
+  return update_lib.init_state(
+      _copy(update_lib.all_params(start)), stage.train_trunk,
+      _optimizer(config, stage.learning_rate), start.loss_scale, start.rng,
+      start.step)
+
+
+# A few runs' stages: each entry holds an executable.
+@functools.lru_cache(maxsize=8)
+def _jitted_update(model_config: ml_collections.FrozenConfigDict,
+                   spec: tasks.TaskSpec,
+                   head_config: ml_collections.FrozenConfigDict,
+                   config: ml_collections.FrozenConfigDict,
+                   learning_rate: float, mesh: Mesh) -> Callable:
+  """A stage's update step, jitted; built once per process for each model,
+  task, config and rate, so that a run resumed or repeated in one process
+  (a notebook, the tests) reuses the executables instead of compiling them
+  again."""
+  return distributed.jit_update(update_lib.make_update_fn(
+      model_config, spec, head_config, _optimizer(config, learning_rate)),
+      mesh)
 
 
 def _run_stage(run: _Run, stage: Stage, number: int,
-               start: update_lib.FinetuneState
+               start: update_lib.FinetuneState,
+               resumed: Optional[checkpoints_lib.Resumed] = None
                ) -> update_lib.FinetuneState:
   """Epochs until early stopping.
 
@@ -176,6 +216,7 @@ def _run_stage(run: _Run, stage: Stage, number: int,
     number: its position in the schedule (seeds its shuffles).
     start: the previous stage's final state, or the starting params (with
       nothing frozen) with a fresh loss scale and key.
+    resumed: a checkpoint of this stage to continue from, or None.
 
   Returns:
     The final state, its params the stage's best epoch's.
@@ -186,16 +227,24 @@ def _run_stage(run: _Run, stage: Stage, number: int,
   config, spec = run.config, run.spec
   encoded_train = _encode(spec, *run.train, stage.seq_len, 'Training set')
   encoded_valid = _encode(spec, *run.valid, stage.seq_len, 'Validation set')
-  optimizer = optimizer_lib.make_optimizer(
-      config, None, config.optimizer, stage.learning_rate)
-  update = distributed.jit_update(update_lib.make_update_fn(
-      run.model_config, spec, run.head_config, optimizer), run.mesh)
+  # Keyed by value: a locked config and its unlocked copy are one key.
+  key = lambda c: ml_collections.FrozenConfigDict(c.to_dict())
+  update = _jitted_update(key(run.model_config), spec, key(run.head_config),
+                          key(config), stage.learning_rate, run.mesh)
   logits_fn = finetuned.logits_fn(run.model_config, spec, run.head_config)
-  state = distributed.replicate(update_lib.init_state(
-      _copy(update_lib.all_params(start)), stage.train_trunk, optimizer,
-      start.loss_scale, start.rng, start.step), run.mesh)
-  best = early_stopping.start(_copy(state.params))
-  for epoch in range(1, stage.max_epochs + 1):
+  if resumed is None:
+    state = distributed.replicate(_stage_start(start, stage, config),
+                                  run.mesh)
+    best, first_epoch = early_stopping.start(_copy(state.params)), 1
+  else:
+    state = distributed.replicate(resumed.state, run.mesh)
+    best, first_epoch = resumed.best, resumed.epoch + 1
+  for epoch in range(first_epoch, stage.max_epochs + 1):
+    # Keras decides after each epoch; deciding before the next is the same,
+    # and ends a resumed stage that had stopped.
+    if epoch > 1 and early_stopping.should_stop(
+        best, config.early_stopping.patience_epochs):
+      break
     started = time.perf_counter()
     learning_rate = stage.learning_rate * float(distributed.to_host(
         optimizer_lib.plateau_scale(state.opt_state)))
@@ -219,9 +268,7 @@ def _run_stage(run: _Run, stage: Stage, number: int,
         record['valid_loss']))
     best = early_stopping.update(best, record['valid_loss'],
                                  _copy(state.params))
-    if early_stopping.should_stop(best,
-                                  config.early_stopping.patience_epochs):
-      break
+    run.save(state, best, number, epoch)
   return state._replace(params=best.params)
 
 
@@ -231,7 +278,8 @@ def finetune(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
              valid: tuple[Sequence[str], Sequence],
              config: ml_collections.ConfigDict,
              on_epoch: Optional[Callable[[dict], None]] = None,
-             schedule: Optional[Sequence[Stage]] = None
+             schedule: Optional[Sequence[Stage]] = None,
+             checkpoints: Optional[checkpoints_lib.Checkpoints] = None
              ) -> tuple[hk.Params, list[dict]]:
   """Runs the staged schedule.
 
@@ -243,16 +291,32 @@ def finetune(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
     train: (sequences, parsed labels) to learn from.
     valid: (sequences, parsed labels) watched for early stopping.
     config: the `train` config section (see `finetuning.config`).
-    on_epoch: called with each epoch's record as it is made.
+    on_epoch: called with each epoch's record as it is made; a resumed run
+      first replays the records of the epochs before its checkpoint.
     schedule: the stages to run; None runs `stages(config)`.
+    checkpoints: where to write a checkpoint after every epoch; if it holds
+      some, the run continues from the newest readable one, and ends bitwise
+      as it would have without the interruption.
 
   Returns:
     (the best params of the last stage, one record per epoch: stage, epoch,
     learning_rate, train_proteins (those that fit the stage), train_loss,
     valid_loss, valid_<metric>..., seconds).
+
+  Raises:
+    ValueError: no sequence fits a stage, or the newest readable checkpoint
+      is another run's (other config, schedule or model).
   """
   schedule = stages(config) if schedule is None else schedule
   check_lengths(schedule, train[0], valid[0])
+  state = update_lib.FinetuneState(
+      params=params, frozen={}, opt_state=(),
+      loss_scale=state_lib.make_loss_scale(model_config, config),
+      rng=jax.random.PRNGKey(config.seed), step=jnp.zeros((), jnp.int32))
+  resumed = None
+  if checkpoints is not None:
+    resumed = checkpoints.restore(
+        schedule, lambda number: _stage_start(state, schedule[number], config))
   history = []
 
   def record(epoch_record):
@@ -260,12 +324,21 @@ def finetune(model_config: ml_collections.ConfigDict, spec: tasks.TaskSpec,
     if on_epoch is not None:
       on_epoch(epoch_record)
 
+  def save(state, best, number, epoch):
+    if checkpoints is not None:
+      path = checkpoints.save(state, best, number, epoch, history, schedule,
+                              model_config, spec, head_config)
+      logging.info('Saved %s.', path)
+
+  for epoch_record in resumed.history if resumed else ():
+    record(epoch_record)
   run = _Run(model_config, spec, head_config, train, valid, config,
-             distributed.make_mesh(), record)
-  state = update_lib.FinetuneState(
-      params=params, frozen={}, opt_state=(),
-      loss_scale=state_lib.make_loss_scale(model_config, config),
-      rng=jax.random.PRNGKey(config.seed), step=jnp.zeros((), jnp.int32))
+             distributed.make_mesh(), record, save)
   for number, stage in enumerate(schedule):
-    state = _run_stage(run, stage, number, state)
+    if resumed is None or number > resumed.stage:
+      state = _run_stage(run, stage, number, state)
+    elif number == resumed.stage:
+      logging.info('Resuming stage %s after epoch %d.', stage.name,
+                   resumed.epoch)
+      state = _run_stage(run, stage, number, state, resumed)
   return update_lib.all_params(state), history
