@@ -99,12 +99,14 @@ def _json(value: Any) -> Any:
 
 
 def _flat(tree: Any, prefix: str = '') -> dict[str, Any]:
-  """{'a.b.c': value} of nested dicts; other values are leaves."""
+  """{'a.b.0.c': value} of nested dicts and lists; other values are leaves."""
+  if isinstance(tree, list):
+    tree = dict(enumerate(tree))
   if not isinstance(tree, dict):
     return {prefix: tree}
   flat = {}
   for key, value in tree.items():
-    flat.update(_flat(value, f'{prefix}.{key}' if prefix else key))
+    flat.update(_flat(value, f'{prefix}.{key}' if prefix else str(key)))
   return flat
 
 
