@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from experiments.configs import finetune as finetune_configs
-from proteinbert import params_io
 from proteinbert.finetuning import data as data_lib
 from proteinbert.finetuning import experiment
 from proteinbert.finetuning import finetuned
