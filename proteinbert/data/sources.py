@@ -150,9 +150,8 @@ def header_ids(record: fasta_reader.FastaRecord) -> Tuple[str, str, int]:
   if not taxonomy:
     return entry_id, protein_id, -1
   digits = taxonomy.group(1)
-  # A longer number is over any taxonomy ID, and slow to convert.
-  return entry_id, protein_id, (int(digits) if len(digits) <= 18 else
-                                uniref.MAX_TAXONOMY_ID + 1)
+  return entry_id, protein_id, (int(digits) if uniref.taxonomy_id_fits(digits)
+                                else uniref.MAX_TAXONOMY_ID + 1)
 
 
 class FastaSource:
